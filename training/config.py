@@ -97,7 +97,9 @@ class TrainConfig:
                 raise ConfigError(f"{flag(name)}: must be 0 or more, got {getattr(self, name)}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"--dropout: must be in [0, 1), got {self.dropout}")
-        if not (0 < self.val_fraction < 1 and 0 < self.test_fraction < 1 and self.val_fraction + self.test_fraction < 1):
+        if not (
+            0 < self.val_fraction < 1 and 0 < self.test_fraction < 1 and self.val_fraction + self.test_fraction < 1
+        ):
             raise ConfigError("--val-fraction and --test-fraction: each in (0, 1) and together below 1")
         if self.d_model % self.heads:
             raise ConfigError(f"--d-model ({self.d_model}) must be divisible by --heads ({self.heads})")
@@ -110,7 +112,9 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready settings, as recorded in the model card."""
-        return {key: list(value) if isinstance(value, tuple) else value for key, value in dataclasses.asdict(self).items()}
+        return {
+            key: list(value) if isinstance(value, tuple) else value for key, value in dataclasses.asdict(self).items()
+        }
 
 
 def flag(name: str) -> str:
@@ -128,7 +132,12 @@ def _field_kinds() -> dict[str, str]:
     return kinds
 
 
-EXPECTED = {"bool": "true or false", "int": "a whole number", "float": "a number", "int_list": "whole numbers like 1,8,8"}
+EXPECTED = {
+    "bool": "true or false",
+    "int": "a whole number",
+    "float": "a number",
+    "int_list": "whole numbers like 1,8,8",
+}
 
 
 def _convert(name: str, value: Any, kind: str) -> Any:
@@ -137,7 +146,9 @@ def _convert(name: str, value: Any, kind: str) -> Any:
         if kind == "bool":
             return _to_bool(value)
         if kind == "int_list":
-            return tuple(_to_int(item) for item in _split_items(value))
+            return tuple(
+                _to_int(item) for item in _split_items(value.replace("x", ",") if isinstance(value, str) else value)
+            )
         if kind == "str_list":
             return tuple(str(item) for item in _split_items(value))
         if kind == "int":
@@ -168,7 +179,7 @@ def _to_int(value: Any) -> int:
 
 
 def _split_items(value: Any) -> list[Any]:
-    """"1,8,8", "1x8x8", "[1, 8, 8]" or a list -> items."""
+    """ "a,b", "[1, 8, 8]" or a list -> items."""
     if isinstance(value, str):
         text = value.strip()
         if text.startswith("["):
@@ -176,7 +187,7 @@ def _split_items(value: Any) -> list[Any]:
             if not isinstance(parsed, list):
                 raise ValueError(value)
             return parsed
-        return [item.strip() for item in text.replace("x", ",").split(",") if item.strip()]
+        return [item.strip() for item in text.split(",") if item.strip()]
     if isinstance(value, list | tuple):
         return list(value)
     raise ValueError(value)
