@@ -1,0 +1,84 @@
+"""JSON schemas for the OpenAPI document, built from the model card: input shape, labels, errors."""
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from model import Model
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+        }
+    },
+}
+ERROR_DESCRIPTIONS = {
+    400: "The body is not valid JSON",
+    413: "More instances than MAX_BATCH",
+    415: "The Content-Type is not application/json",
+    422: "The instances do not fit the model's input, or hold values that are not finite numbers",
+    503: "The model bundle is missing, corrupt or fails its sha256 check",
+}
+
+
+def error_responses(*statuses: int) -> dict[int, OpenAPIResponse]:
+    return {
+        status: {"description": ERROR_DESCRIPTIONS[status], "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+        for status in (400, *statuses)
+        if status in ERROR_DESCRIPTIONS
+    }
+
+
+def array_of(items: dict[str, Any], size: int | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "array", "items": items}
+    if size is not None:
+        schema |= {"minItems": size, "maxItems": size}
+    return schema
+
+
+def instance_schema(model: Model | None) -> dict[str, Any]:
+    if model is None:
+        return array_of({"type": "number"})
+    schema: dict[str, Any] = {"type": "number"}
+    for size in reversed(model.row_shape):
+        schema = array_of(schema, size)
+    names = model.card["input"].get("feature_names") or []
+    schema["description"] = f"One instance of shape {list(model.row_shape)}, finite numbers" + (
+        f"; features in order: {', '.join(names)}" if names else ""
+    )
+    return schema
+
+
+def predict_request_body(model: Model | None, max_batch: int) -> dict[str, Any]:
+    instances = array_of(instance_schema(model)) | {"minItems": 1, "maxItems": max_batch}
+    content: dict[str, Any] = {
+        "schema": {"type": "object", "required": ["instances"], "properties": {"instances": instances}}
+    }
+    if model is not None and model.card.get("sample", {}).get("instances"):
+        content["example"] = {"instances": model.card["sample"]["instances"][:1]}
+    return {"required": True, "content": {"application/json": content}}
+
+
+def predict_response(model: Model | None) -> OpenAPIResponse:
+    identity = {
+        "type": "object",
+        "required": ["name", "version"],
+        "properties": {"name": {"type": "string"}, "version": {"type": "string"}},
+    }
+    if model is not None and model.task == "regression":
+        properties: dict[str, Any] = {"predictions": array_of({"type": "number"}), "model": identity}
+    else:
+        labels = model.labels if model is not None else None
+        label = {"type": "string", "enum": labels} if labels else {"type": "string"}
+        properties = {
+            "predictions": array_of(label) | {"description": "The most probable label of each instance"},
+            "probabilities": array_of(array_of({"type": "number"}, len(labels) if labels else None)),
+            "labels": array_of(label) | {"description": "The order of each row of probabilities"},
+            "model": identity,
+        }
+    schema = {"type": "object", "required": list(properties), "properties": properties}
+    return {"description": "One prediction per instance", "content": {"application/json": {"schema": schema}}}

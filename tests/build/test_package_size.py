@@ -1,0 +1,118 @@
+"""The Lambda packages built by the SAM Makefiles fit Lambda's limits, hold what serving needs, and serve."""
+
+import json
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+LAMBDA_UNZIPPED_LIMIT = 250 * 1024**2  # function + all its layers
+pytestmark = pytest.mark.build
+
+
+def make(target: str, folder: Path, artifacts: Path, **variables: str) -> Path:
+    settings = [f"{name}={value}" for name, value in variables.items()]
+    subprocess.run(
+        [
+            "make",
+            "-s",
+            "-C",
+            str(ROOT / folder),
+            target,
+            f"ARTIFACTS_DIR={artifacts}",
+            f"PYTHON={sys.executable}",
+            *settings,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return artifacts
+
+
+def size_of(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+
+@pytest.fixture(scope="module")
+def function_dir(tmp_path_factory, digits_bundle):
+    artifacts = make("build-PredictFunction", Path("functions/predict"), tmp_path_factory.mktemp("function"))
+    for name in ("model.onnx", "model.json"):  # what `sml promote` would have placed
+        (artifacts / "model" / name).write_bytes((digits_bundle / name).read_bytes())
+    return artifacts
+
+
+def build_layer(tmp_path_factory, arch: str, python_version: str = "3.12", **variables: str) -> Path:
+    folder = tmp_path_factory.mktemp(f"layer-{arch}-{python_version}")
+    return make(
+        "build-OnnxRuntimeLayer",
+        Path("layers/onnxruntime"),
+        folder,
+        ARCH=arch,
+        PYTHON_VERSION=python_version,
+        **variables,
+    )
+
+
+@pytest.mark.parametrize(("arch", "machine"), [("arm64", "aarch64"), ("x86_64", "x86_64")])
+def test_package_fits_lambda_and_holds_only_serving_code(tmp_path_factory, function_dir, arch, machine):
+    layer = build_layer(tmp_path_factory, arch) / "python"
+
+    total = size_of(layer) + size_of(function_dir)
+
+    print(f"\n{arch}: layer {size_of(layer) / 1e6:.1f} MB + function {size_of(function_dir) / 1e6:.2f} MB unzipped")
+    assert total < LAMBDA_UNZIPPED_LIMIT
+    assert list(layer.glob(f"onnxruntime/capi/onnxruntime_pybind11_state.cpython-312-{machine}-linux-gnu.so"))
+    assert list(layer.glob(f"numpy/_core/_multiarray_umath.cpython-312-{machine}-linux-gnu.so"))
+    assert list(layer.glob("aws_lambda_powertools/event_handler/api_gateway.py"))
+    assert list(layer.glob(f"orjson/orjson.cpython-312-{machine}-linux-gnu.so"))
+    for unused in ("onnxruntime/quantization", "onnxruntime/transformers", "onnxruntime/tools", "botocore", "sympy"):
+        assert not (layer / unused).exists(), unused
+    leftovers = [p for p in layer.rglob("*") if p.name in ("tests", "__pycache__") or p.suffix in (".pyi", ".pyc")]
+    assert leftovers == []
+    assert sorted(p.name for p in function_dir.iterdir()) == ["app.py", "model", "model.py", "openapi_doc.py"]
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="the layer's wheels are built for x86_64 here")
+def test_package_layer_serves_predict_alone(tmp_path_factory, function_dir):
+    # Lambda runs python3.12; this machine may not have it, so the same Makefile builds for the local
+    # interpreter, and the handler runs with nothing on sys.path but the stdlib, the layer and the function.
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    layer = build_layer(tmp_path_factory, "x86_64", version, PYC_PYTHON=sys.executable) / "python"
+    bytecode = layer / "numpy" / "__pycache__" / f"__init__.cpython-{version.replace('.', '')}.pyc"
+    assert bytecode.read_bytes()[4:8] == (1).to_bytes(4, "little")  # hash-based, never checked against the source
+    event = (ROOT / "events" / "predict.json").read_text()
+    script = f"""
+import json, sys
+sys.path[:0] = [{str(function_dir)!r}, {str(layer)!r}]
+import app
+class Context:
+    function_name, memory_limit_in_mb, aws_request_id = "PredictFunction", 1024, "id"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:PredictFunction"
+response = app.lambda_handler(json.loads({event!r}), Context())
+outside = sorted(name for name, module in sys.modules.items() if getattr(module, "__file__", None)
+                 and not module.__file__.startswith((sys.base_prefix, {str(layer)!r}, {str(function_dir)!r})))
+print(json.dumps({{"response": response, "outside": outside}}))
+"""
+    # LAMBDA_TASK_ROOT as in Lambda: the X-Ray SDK then samples locally instead of building a botocore client.
+    env = {
+        "LAMBDA_TASK_ROOT": str(function_dir),
+        "MODEL_DIR": "model",
+        "POWERTOOLS_METRICS_NAMESPACE": "Test",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }
+
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", script], env=env, cwd=function_dir, capture_output=True, text=True, check=False
+    )
+
+    assert result.returncode == 0, result.stderr
+
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    body = json.loads(report["response"]["body"])
+    assert report["response"]["statusCode"] == 200, body
+    assert report["outside"] == []
+    assert np.asarray(body["probabilities"]).shape == (1, 10)
