@@ -3,9 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TOOLS_BIN := .venv-tools/bin
 BUNDLE := build/bundle
+ARCH ?= arm64
 
-.PHONY: install demo test check lint format typecheck pytest train-smoke bench
+.PHONY: install tools demo train promote invoke serve test check lint format typecheck pytest \
+	train-smoke validate build bench bench-serving
 
 install: $(STAMP)
 
@@ -14,8 +17,24 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[training,serve,dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+# SAM CLI, cfn-lint and checkov pin their own boto3: each lives in a venv of its own.
+tools:
+	PYTHON=$(PYTHON) scripts/template_tools.sh
+
+demo: train promote
+	$(BIN)/python scripts/demo_predict.py events/predict.json
+
+train: $(STAMP)
 	$(BIN)/python -m training --data examples/data/digits.csv --target label --out $(BUNDLE) --epochs 40
+
+promote: $(STAMP)
+	$(BIN)/sml promote $(BUNDLE)
+
+invoke: $(STAMP)
+	$(BIN)/sml invoke PredictFunction -e events/predict.json
+
+serve: $(STAMP)
+	$(BIN)/sml serve --port 3000
 
 test: check
 
@@ -32,11 +51,20 @@ format: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) tools
 	$(BIN)/pytest -n 2 -q
 
 train-smoke: $(STAMP)
 	$(BIN)/python -m training --dry-run --out build/smoke
 
+validate: tools
+	$(TOOLS_BIN)/sam validate --lint
+
+build: tools
+	ARCH=$(ARCH) $(TOOLS_BIN)/sam build --parameter-overrides Architecture=$(ARCH)
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py
+
+bench-serving: $(STAMP)
+	$(BIN)/python benchmarks/serving.py
