@@ -15,6 +15,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS_DIR = ROOT / "events"
 
+# One thread per process: `pytest -n 2` on 2 cores, and torch's tiny ops are ~10x slower when
+# oversubscribed. Set before torch is imported; subprocesses (python -m training, sml) inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 # Set before any test imports the function: powertools reads them when its objects are built.
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "predict")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "ServerlessMLTest")

@@ -1,0 +1,135 @@
+"""`python -m training`: the whole job from a CSV to a verified bundle, and its answers to bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pandas as pd
+import pytest
+
+from training.__main__ import EXIT_USER_ERROR, main
+
+REPO = Path(__file__).resolve().parents[2]
+DIGITS = REPO / "examples/data/digits.csv"
+DIABETES = REPO / "examples/data/diabetes.csv"
+
+
+def run_training(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "training", "--progress", "none", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
+
+
+def predict_with_bundle(bundle: Path, rows: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(str(bundle / "model.onnx"), providers=["CPUExecutionProvider"])
+    (outputs,) = session.run(None, {"features": rows.astype(np.float32)})
+    return np.asarray(outputs)
+
+
+def test_train_dry_run_writes_a_complete_bundle(tmp_path: Path) -> None:
+    out = tmp_path / "bundle"
+
+    result = run_training("--data", str(DIGITS), "--target", "label", "--out", str(out), "--dry-run")
+
+    assert result.returncode == 0, result.stderr
+    card = json.loads((out / "model.json").read_text())
+    assert {path.name for path in out.iterdir()} >= {"model.onnx", "model.json", "curves.png"}
+    assert card["format"] == "serverless-ml.bundle/1"
+    assert card["input"]["shape"] == [None, 64]
+    assert json.loads(result.stdout)["version"] == card["version"]
+
+
+@pytest.mark.slow
+def test_train_digits_mlp_reaches_97_percent_test_accuracy(tmp_path: Path) -> None:
+    out = tmp_path / "bundle"
+
+    code = main(["--data", str(DIGITS), "--target", "label", "--out", str(out), "--epochs", "30", "--progress", "none"])
+
+    card = json.loads((out / "model.json").read_text())
+    assert code == 0
+    assert card["metrics"]["test"]["accuracy"] >= 0.97
+    assert card["labels"] == [str(digit) for digit in range(10)]
+    assert card["export"]["parity_max_abs_error"] <= 1e-5
+
+
+@pytest.mark.slow
+def test_train_digits_cnn_reaches_98_percent_test_accuracy(tmp_path: Path) -> None:
+    out = tmp_path / "bundle"
+    args = ["--data", str(DIGITS), "--out", str(out), "--model", "cnn", "--input-shape", "1,8,8", "--epochs", "30"]
+
+    code = main([*args, "--progress", "none"])
+
+    card = json.loads((out / "model.json").read_text())
+    assert code == 0
+    assert card["metrics"]["test"]["accuracy"] >= 0.98
+
+
+@pytest.mark.slow
+def test_train_diabetes_mlp_reaches_r2_of_0_40(tmp_path: Path) -> None:
+    out = tmp_path / "bundle"
+    args = ["--data", str(DIABETES), "--target", "progression", "--out", str(out), "--epochs", "60"]
+
+    code = main([*args, "--progress", "none"])
+
+    card = json.loads((out / "model.json").read_text())
+    assert code == 0
+    assert card["task"] == "regression"
+    assert card["outputs"] == ["predictions"]
+    assert card["metrics"]["test"]["r2"] >= 0.40
+    sample = np.asarray(card["sample"]["instances"], dtype=np.float32)
+    np.testing.assert_allclose(predict_with_bundle(out, sample), card["sample"]["outputs"], atol=1e-5)
+
+
+def write_csv(path: Path, frame: pd.DataFrame) -> Path:
+    frame.to_csv(path, index=False)
+    return path
+
+
+def bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
+    digits = pd.read_csv(DIGITS).head(64)
+    with_text = digits.assign(pixel_0_0=["dark"] * 64)
+    one_class = digits.assign(label=3)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    return {
+        "missing file": (["--data", str(tmp_path / "absent.csv")], "not found"),
+        "unknown target": (["--data", str(DIGITS), "--target", "digit"], "digit"),
+        "non-numeric feature": (["--data", str(write_csv(tmp_path / "text.csv", with_text))], "pixel_0_0"),
+        "empty file": (["--data", str(empty)], "empty"),
+        "one class": (["--data", str(write_csv(tmp_path / "one.csv", one_class))], "class"),
+        "unknown optimiser": (["--data", str(DIGITS), "--optimizer", "lbfgs"], "lbfgs"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case", ["missing file", "unknown target", "non-numeric feature", "empty file", "one class", "unknown optimiser"]
+)
+def test_train_bad_input_exits_2_with_one_line_and_no_bundle(
+    case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args, expected = bad_inputs(tmp_path)[case]
+    out = tmp_path / "bundle"
+
+    code = main([*args, "--out", str(out), "--dry-run", "--progress", "none"])
+
+    stderr_lines = capsys.readouterr().err.strip().splitlines()
+    assert code == EXIT_USER_ERROR
+    assert stderr_lines[-1].startswith("training: error: ")
+    assert expected in stderr_lines[-1]
+    assert not out.exists()
+    assert list(tmp_path.glob("bundle*")) == []
+
+
+def test_train_bad_input_from_the_command_line_prints_no_traceback(tmp_path: Path) -> None:
+    result = run_training("--data", str(tmp_path / "absent.csv"), "--out", str(tmp_path / "bundle"))
+
+    assert result.returncode == EXIT_USER_ERROR
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("training: error: ")
