@@ -1,0 +1,150 @@
+"""`sml promote`: fetch a model bundle, verify it, and swap it into the function's model/ folder atomically."""
+
+import base64
+import hashlib
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.exceptions import FlexibleChecksumError
+
+from sml.bundle import BUNDLE_FILES, CARD_FILE, Bundle, BundleError, verify_bundle
+from sml.errors import UserError
+
+MODEL_DIR_NAME = "model"  # the function's MODEL_DIR in template.yaml
+STAGING_PREFIX = ".model-staging-"
+RETIRED_PREFIX = ".model-retired-"
+
+
+@dataclass(frozen=True)
+class Promotion:
+    bundle: Bundle  # as placed: bundle.path is the function's model folder
+    previous: dict[str, Any] | None  # the card it replaced, if there was one
+
+
+def promote(source: str, function_dir: Path, session: boto3.Session | None = None) -> Promotion:
+    """Fetch `source` (a folder or an s3:// prefix, read with `session`) beside `function_dir/model`, verify the
+    copy, then swap it in; refusals change nothing.
+
+    Raises:
+        UserError: the source is missing or the bundle fails a check (BundleError names which).
+    """
+    if not function_dir.is_dir():
+        raise UserError(f"function folder {function_dir} not found; pass --function-dir")
+    for leftover in function_dir.glob(f"{STAGING_PREFIX}*"):  # from a promote killed mid-way
+        shutil.rmtree(leftover, ignore_errors=True)
+    model_dir = function_dir / MODEL_DIR_NAME
+    # Staging inside function_dir keeps it on the model folder's file system, so the swap is a rename.
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=function_dir))
+    staging.chmod(0o755)  # mkdtemp makes it 0700; Lambda's runtime user must be able to read the model
+    try:
+        fetch_bundle(source, staging, session)
+        bundle = verify_bundle(staging)  # the copies that will be served, not the source
+        previous = read_previous_card(model_dir)
+        keep_other_files(model_dir, staging)
+        swap_in(staging, model_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return Promotion(bundle=Bundle(path=model_dir, card=bundle.card, files=bundle.files), previous=previous)
+
+
+def fetch_bundle(source: str, destination: Path, session: boto3.Session | None = None) -> None:
+    """Copy the bundle files at `source` into `destination`: the one place that knows where bundles come from."""
+    if source.startswith("s3://"):
+        download_bundle(source, destination, session or boto3.Session())
+        return
+    folder = Path(source)
+    if not folder.is_dir():
+        raise UserError(f"bundle folder {source} not found")
+    for name in BUNDLE_FILES:
+        if (folder / name).is_file():
+            shutil.copyfile(folder / name, destination / name)
+
+
+def download_bundle(uri: str, destination: Path, session: boto3.Session) -> None:
+    """Download the bundle files under an S3 prefix; model.json, uploaded last, says the bundle is complete."""
+    bucket, _, key_prefix = uri.removeprefix("s3://").partition("/")
+    prefix = f"{key_prefix.rstrip('/')}/" if key_prefix.strip("/") else ""
+    s3 = session.client("s3")
+    names = {
+        item["Key"].removeprefix(prefix)
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/")
+        for item in page.get("Contents", [])
+    }
+    if CARD_FILE not in names:
+        raise UserError(
+            f"{uri} holds no {CARD_FILE}: the job has not finished uploading the bundle, or the prefix is wrong"
+        )
+    for name in BUNDLE_FILES:
+        if name in names:
+            download_verified(s3, bucket, prefix + name, destination / name)
+
+
+def download_verified(s3: Any, bucket: str, key: str, path: Path) -> None:
+    """Stream one object to `path`, and refuse it when it differs from the SHA-256 checksum S3 stored at upload."""
+    response = s3.get_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    digest = hashlib.sha256()
+    try:
+        with path.open("wb") as file:
+            for chunk in response["Body"].iter_chunks(1 << 20):
+                digest.update(chunk)
+                file.write(chunk)
+    except FlexibleChecksumError:  # botocore checked the stream against the stored checksum too
+        raise BundleError(f"s3://{bucket}/{key} does not match the SHA-256 checksum S3 stored for it") from None
+    stored = response.get("ChecksumSHA256")
+    # A multipart upload stores a checksum of part checksums ("...-N"); the card's sha256 still covers the model.
+    if stored and "-" not in stored and base64.b64encode(digest.digest()).decode() != stored:
+        raise BundleError(f"s3://{bucket}/{key} does not match the SHA-256 checksum S3 stored for it")
+
+
+def read_previous_card(model_dir: Path) -> dict[str, Any] | None:
+    try:
+        card = json.loads((model_dir / CARD_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return card if isinstance(card, dict) else None
+
+
+def keep_other_files(model_dir: Path, staging: Path) -> None:
+    """Carry over files that are not part of a bundle (a .gitignore, a README) so the swap does not drop them."""
+    if model_dir.is_dir():
+        for item in model_dir.iterdir():
+            if item.is_file() and item.name not in BUNDLE_FILES:
+                shutil.copy2(item, staging / item.name)
+
+
+def swap_in(staging: Path, model_dir: Path) -> None:
+    """Rename the old folder aside, the new one into place, and put the old one back if the second rename fails."""
+    retired = Path(tempfile.mkdtemp(prefix=RETIRED_PREFIX, dir=model_dir.parent)) / MODEL_DIR_NAME
+    try:
+        if model_dir.exists():
+            model_dir.rename(retired)
+        try:
+            staging.rename(model_dir)
+        except OSError:
+            if retired.exists():
+                retired.rename(model_dir)
+            raise
+    finally:
+        shutil.rmtree(retired.parent, ignore_errors=True)
+
+
+def describe(promotion: Promotion) -> str:
+    """What was promoted, in a few lines for the terminal, ending with the next command to run."""
+    card = promotion.bundle.card
+    metrics = card["metrics"]["test"]
+    figures = " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, int | float))
+    files = ", ".join(promotion.bundle.files)
+    lines = [
+        f"promoted {card['name']} {card['version']} ({card['task']}) into {promotion.bundle.path}",
+        f"  files: {files} (model.onnx sha256 {card['sha256'][:12]}...)",
+        f"  test metrics: {figures or 'none recorded'}",
+    ]
+    if promotion.previous is not None:
+        lines.append(f"  replaced: {promotion.previous.get('name')} {promotion.previous.get('version')}")
+    lines.append("next: sam build && sam deploy")
+    return "\n".join(lines)

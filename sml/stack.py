@@ -1,0 +1,86 @@
+"""The deployed stack as `sml` sees it: its name and region from samconfig.toml (as `sam deploy` reads them),
+and its outputs and parameters from CloudFormation, fetched once and only when a flag does not give the value.
+"""
+
+import tomllib
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import boto3
+from botocore.exceptions import ClientError
+
+from sml.errors import UserError
+
+SAMCONFIG = Path("samconfig.toml")
+SAMCONFIG_ENVIRONMENT = "default"
+BATCH_HINT = "the stack creates AWS Batch only when deployed with BatchSubnetIds (docs/deploy.md)"
+
+
+@dataclass(frozen=True)
+class SamConfig:
+    """What `sam deploy` would use: `[default.deploy.parameters]` over `[default.global.parameters]`."""
+
+    stack_name: str | None = None
+    region: str | None = None
+    profile: str | None = None
+
+
+def read_samconfig(path: Path = SAMCONFIG) -> SamConfig:
+    """The stack name, region and profile in samconfig.toml; all None when there is no such file."""
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return SamConfig()
+    except tomllib.TOMLDecodeError as error:
+        raise UserError(f"{path} is not valid TOML: {error}") from None
+    environment = document.get(SAMCONFIG_ENVIRONMENT, {})
+    values = {
+        **environment.get("global", {}).get("parameters", {}),
+        **environment.get("deploy", {}).get("parameters", {}),
+    }
+    return SamConfig(stack_name=values.get("stack_name"), region=values.get("region"), profile=values.get("profile"))
+
+
+class Stack:
+    """A CloudFormation stack's outputs and parameters, described on first use."""
+
+    def __init__(self, session: boto3.Session, name: str | None) -> None:
+        self.session = session
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        if not self._name:
+            raise UserError("no stack name: pass --stack-name, or run sml where samconfig.toml names the stack")
+        return self._name
+
+    @cached_property
+    def _description(self) -> dict[str, dict[str, str]]:
+        cloudformation = self.session.client("cloudformation")
+        try:
+            (stack,) = cloudformation.describe_stacks(StackName=self.name)["Stacks"]
+        except ClientError as error:
+            if "does not exist" in error.response.get("Error", {}).get("Message", ""):
+                raise UserError(
+                    f"stack {self.name!r} not found in {self.session.region_name}: "
+                    "deploy it with `sam deploy`, or pass --stack-name and --region"
+                ) from None
+            raise
+        return {
+            "outputs": {item["OutputKey"]: item["OutputValue"] for item in stack.get("Outputs", [])},
+            "parameters": {
+                item["ParameterKey"]: item.get("ParameterValue", "") for item in stack.get("Parameters", [])
+            },
+        }
+
+    def output(self, key: str, flag: str, hint: str = "") -> str:
+        """The output `key`, or a UserError naming the flag that gives the value instead."""
+        value = self._description["outputs"].get(key)
+        if not value:
+            reason = f" ({hint})" if hint else ""
+            raise UserError(f"stack {self.name!r} has no output {key}{reason}; pass {flag}")
+        return value
+
+    def parameter(self, key: str) -> str | None:
+        return self._description["parameters"].get(key)

@@ -1,0 +1,113 @@
+"""`sml submit` against the stack in moto: the requests Batch and SageMaker received, read back from the server."""
+
+import re
+
+import boto3
+
+from tests.aws.stack import (
+    BUCKET,
+    IMAGE_TAG,
+    FakeStack,
+    fixture_aws_stack,  # noqa: F401  (a fixture)
+)
+
+DATA = f"s3://{BUCKET}/data/digits.csv"
+JOB_NAME = re.compile(r"digits-\d{8}-\d{6}-[0-9a-f]{4}")
+
+
+def submitted(stdout: str) -> tuple[str, str]:
+    """(job name, job id) from `submitted NAME to BACKEND: job id ID`."""
+    found = re.search(r"^submitted (\S+) to \w+: job id (\S+)$", stdout, re.MULTILINE)
+    assert found, stdout
+    return found.group(1), found.group(2)
+
+
+def test_submit_batch_sends_the_contract_command_settings_and_retry_rules(aws_stack: FakeStack) -> None:
+    (aws_stack.project / "train.yaml").write_text("epochs: 40\nlr: 0.001\nnesterov: true\ninput_shape: [1, 8, 8]\n")
+
+    result = aws_stack.sml(
+        "submit", "--backend", "batch", "--data", DATA, "--target", "label", "--config", "train.yaml",
+        "--set", "epochs=5", "--set", "model=cnn", "--attempts", "2", "--max-runtime", "2h",
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    name, job_id = submitted(result.stdout)
+    assert JOB_NAME.fullmatch(name)
+    assert f"bundle:  s3://{BUCKET}/bundles/{name}/" in result.stdout
+    (job,) = boto3.client("batch").describe_jobs(jobs=[job_id])["jobs"]
+    assert (job["jobName"], job["jobQueue"]) == (name, aws_stack.outputs["JobQueueArn"])
+    assert job["jobDefinition"] == aws_stack.outputs["JobDefinitionArn"]
+    assert job["container"]["command"] == [
+        "--data", DATA, "--target", "label",
+        "--out", f"s3://{BUCKET}/bundles/{name}/",
+        "--checkpoint-dir", f"s3://{BUCKET}/checkpoints/{name}/",
+    ]  # fmt: skip
+    environment = {item["name"]: item["value"] for item in job["container"]["environment"]}
+    assert {key: value for key, value in environment.items() if key.startswith("TRAIN_")} == {
+        "TRAIN_EPOCHS": "5",
+        "TRAIN_LR": "0.001",
+        "TRAIN_NESTEROV": "true",
+        "TRAIN_INPUT_SHAPE": "1,8,8",
+        "TRAIN_MODEL": "cnn",
+    }
+    assert job["timeout"] == {"attemptDurationSeconds": 7200}
+    (request,) = aws_stack.account.requests("/v1/submitjob")
+    assert request["retryStrategy"] == {
+        "attempts": 2,
+        "evaluateOnExit": [
+            {"onStatusReason": "Host EC2*", "action": "RETRY"},
+            {"onExitCode": "143", "action": "RETRY"},
+            {"onReason": "*", "action": "EXIT"},
+        ],
+    }
+
+
+def test_submit_sagemaker_waits_for_a_spot_training_job_with_checkpoints(aws_stack: FakeStack) -> None:
+    result = aws_stack.sml(
+        "submit", "--backend", "sagemaker", "--data", DATA, "--target", "label", "--set", "epochs=5",
+        "--max-runtime", "1h", "--wait", "--interval", "0.05",
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    name, job_id = submitted(result.stdout)
+    assert job_id == name and JOB_NAME.fullmatch(name)
+    assert "state     Completed" in result.stdout
+    assert result.stdout.rstrip().endswith(f"next: sml promote s3://{BUCKET}/bundles/{name}/")
+    job = boto3.client("sagemaker").describe_training_job(TrainingJobName=name)
+    image = f"{aws_stack.outputs['TrainingRepositoryUri']}:{IMAGE_TAG}"
+    assert (job["AlgorithmSpecification"]["TrainingImage"], job["RoleArn"]) == (
+        image,
+        aws_stack.outputs["SageMakerRoleArn"],
+    )
+    assert job["AlgorithmSpecification"]["TrainingInputMode"] == "File"
+    assert job["HyperParameters"] == {
+        "epochs": "5",
+        "target": "label",
+        "data": "digits.csv",
+        "out": f"s3://{BUCKET}/bundles/{name}/",
+    }
+    (channel,) = job["InputDataConfig"]
+    assert (channel["ChannelName"], channel["DataSource"]["S3DataSource"]["S3Uri"]) == ("train", DATA)
+    assert job["ResourceConfig"] == {"InstanceType": "ml.g5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 50}
+    assert job["EnableManagedSpotTraining"] is True
+    assert job["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200}
+    assert job["CheckpointConfig"] == {
+        "S3Uri": f"s3://{BUCKET}/checkpoints/{name}/",
+        "LocalPath": "/opt/ml/checkpoints",
+    }
+    (request,) = aws_stack.account.requests("SageMaker.CreateTrainingJob")  # moto replaces MetricDefinitions
+    metrics = {item["Name"]: item["Regex"] for item in request["AlgorithmSpecification"]["MetricDefinitions"]}
+    assert metrics["val_accuracy"] == '"val_accuracy": ([-+0-9.eE]+)' and metrics["epoch"] == '"epoch": ([0-9]+)'
+    captured = re.search(metrics["val_loss"], '{"epoch": 3, "val_loss": 0.2345}')
+    assert captured is not None and captured.group(1) == "0.2345"
+
+
+def test_submit_batch_refuses_spot_on_a_queue_without_spot_capacity(aws_stack: FakeStack) -> None:
+    result = aws_stack.sml("submit", "--backend", "batch", "--data", DATA, "--target", "label", "--spot")
+
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"sml: error: --spot: queue {aws_stack.outputs['JobQueueArn']} runs on UNMANAGED capacity, not Spot; "
+        "pass --job-queue\n"
+    )
+    assert "submitted" not in result.stdout
