@@ -40,7 +40,7 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=10)
     print(f"POST {url}/predict {event['body'][:60]}...")
-    print(json.dumps(answer, indent=2))
+    print(json.dumps(answer))
 
 
 if __name__ == "__main__":
