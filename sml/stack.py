@@ -14,7 +14,7 @@ from sml.errors import UserError
 
 SAMCONFIG = Path("samconfig.toml")
 SAMCONFIG_ENVIRONMENT = "default"
-BATCH_HINT = "the stack creates AWS Batch only when deployed with BatchSubnetIds (docs/deploy.md)"
+BATCH_HINT = "the stack creates AWS Batch only when deployed with BatchSubnetIds (see the README, Train on AWS)"
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,7 @@ def test_submit_to_a_stack_without_batch_names_the_missing_output_and_flag(aws_s
         aws_stack,
         result,
         f"stack '{stack_name}' has no output JobQueueArn (the stack creates AWS Batch only when deployed with "
-        "BatchSubnetIds (docs/deploy.md)); pass --job-queue",
+        "BatchSubnetIds (see the README, Train on AWS)); pass --job-queue",
     )
 
 
