@@ -1,6 +1,6 @@
 """Write the bundled example CSVs from the copies scikit-learn ships (run once; not a runtime dependency).
 
-    pip install scikit-learn==1.9.1 && python examples/data/export_from_sklearn.py
+pip install scikit-learn==1.9.1 && python examples/data/export_from_sklearn.py
 """
 
 from pathlib import Path
