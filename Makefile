@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed
 TOOLS_BIN := .venv-tools/bin
 BUNDLE := build/bundle
 ARCH ?= arm64
+# With a local python3.12, the function and layer ship bytecode (Lambda cannot write it at cold start).
+PYC_PYTHON ?= $(shell command -v python3.12)
 
 .PHONY: install tools demo train promote invoke serve test check lint format typecheck pytest \
 	train-smoke validate build bench bench-serving
@@ -61,7 +63,7 @@ validate: tools
 	$(TOOLS_BIN)/sam validate --lint
 
 build: tools
-	ARCH=$(ARCH) $(TOOLS_BIN)/sam build --parameter-overrides Architecture=$(ARCH)
+	ARCH=$(ARCH) PYC_PYTHON=$(PYC_PYTHON) $(TOOLS_BIN)/sam build --parameter-overrides Architecture=$(ARCH)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py

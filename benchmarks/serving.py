@@ -8,11 +8,15 @@ torch.onnx.export(dynamo=True), it measures:
   warm:       lambda_handler p50/p99 at batch 1 and 64 vs session.run alone, and the cost of parsing
               the body and writing the answer with orjson;
   size:       function + layer, unzipped and zipped, vs the PyTorch baseline's dependencies.
-Our function runs from the folders the SAM Makefiles build (layer built for this machine's Python,
-with bytecode), with `python -S`, so nothing else is importable, in Lambda's environment variables
-(LAMBDA_TASK_ROOT, an X-Ray trace header; the X-Ray daemon address is 127.0.0.1, where nothing listens).
+Fairness: cold starts run in shuffled rounds of every contender for both models, so the machine's
+load hits all alike; a cold-start ratio is the median of each round's ratio. Warm figures are taken
+round-robin, each round in a shuffled order, in one process on the same inputs. Our function runs
+from the folders the SAM Makefiles build, layer and function with bytecode, with `python -S`
+(nothing else importable) and PYTHONDONTWRITEBYTECODE (Lambda's /var/task is read-only), in Lambda's
+environment variables: LAMBDA_TASK_ROOT and an X-Ray trace header with Sampled=1, so Tracer is active
+and sends every subsegment (to 127.0.0.1, where nothing listens).
 
-Run: .venv/bin/python benchmarks/serving.py [--repeats 7] [--work build/bench-serving]
+Run: .venv/bin/python benchmarks/serving.py [--quick] [--rounds 7] [--source CHECKOUT] [--work DIR]
 """
 
 import argparse
@@ -20,7 +24,9 @@ import csv
 import hashlib
 import importlib.metadata
 import json
+import os
 import platform
+import random
 import shutil
 import statistics
 import subprocess
@@ -30,6 +36,7 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -42,6 +49,7 @@ EVENT = ROOT / "events" / "predict.json"
 DIGITS = ROOT / "examples" / "data" / "digits.csv"
 LABELS = [str(digit) for digit in range(10)]
 ARCH = {"x86_64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}[platform.machine()]
+PYTHON_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
 LAMBDA_ENV = {
     "AWS_LAMBDA_FUNCTION_NAME": "PredictFunction",
     "AWS_REGION": "eu-west-1",
@@ -52,6 +60,8 @@ LAMBDA_ENV = {
     "MODEL_DIR": "model",
     "MAX_BATCH": "256",
     "ORT_INTRA_OP_THREADS": "1",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PATH": "/usr/bin:/bin",
 }
 CONTEXT = """
 class Context:
@@ -66,11 +76,23 @@ class Spec:
     hidden: tuple[int, ...]
 
 
+@dataclass(frozen=True)
+class Effort:
+    rounds: int  # cold starts per contender
+    warmup: int  # warm rounds discarded
+    n1: int  # warm rounds measured at batch 1
+    n64: int  # and at batch 64
+
+
 SPECS = [Spec("digits-mlp", (128, 128)), Spec("wide-mlp", (1024, 1024, 1024))]
+FULL, QUICK = Effort(rounds=7, warmup=200, n1=2000, n64=500), Effort(rounds=3, warmup=100, n1=800, n64=200)
 
 
 class Classifier(nn.Module):
     """Standardise, MLP, softmax: the graph the bundle contract asks for."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, mean: torch.Tensor, std: torch.Tensor, hidden: tuple[int, ...]) -> None:
         super().__init__()
@@ -99,7 +121,8 @@ def export_bundle(spec: Spec, rows: np.ndarray, bundle: Path, state_path: Path) 
     mean, std = torch.from_numpy(rows.mean(axis=0)), torch.from_numpy(rows.std(axis=0) + 1e-6)
     model = Classifier(mean, std, spec.hidden).eval()
     torch.save(model.state_dict(), state_path)
-    bundle.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(bundle, ignore_errors=True)  # drop whatever bundle the source checkout had promoted
+    bundle.mkdir(parents=True)
     onnx_path = bundle / "model.onnx"
     program = torch.onnx.export(
         model,
@@ -135,11 +158,54 @@ def export_bundle(spec: Spec, rows: np.ndarray, bundle: Path, state_path: Path) 
     (bundle / "model.json").write_text(json.dumps(card))
 
 
-def make(target: str, folder: str, artifacts: Path, **variables: str) -> Path:
+def make_command(source: Path, folder: str, target: str, artifacts: Path, **variables: str) -> list[str]:
     settings = [f"{name}={value}" for name, value in variables.items()]
-    command = ["make", "-s", "-C", str(ROOT / folder), target, f"ARTIFACTS_DIR={artifacts}", f"PYTHON={sys.executable}"]
-    subprocess.run([*command, *settings], check=True, capture_output=True)
-    return artifacts
+    command = [
+        "make",
+        "-s",
+        "-C",
+        str(source / folder),
+        target,
+        f"ARTIFACTS_DIR={artifacts}",
+        f"PYTHON={sys.executable}",
+    ]
+    return command + settings
+
+
+def start_layer_builds(source: Path, cache: Path) -> dict[str, tuple[Path, subprocess.Popen[bytes] | None]]:
+    """Build the layer for this machine (to run) and for Lambda arm64 (to size) side by side.
+
+    pip spends most of a build waiting on downloads, so the two overlap well; a layer is reused while
+    its requirements, Makefile and settings are unchanged.
+    """
+    folder = source / "layers" / "onnxruntime"
+    recipe = (folder / "requirements.txt").read_bytes() + (folder / "Makefile").read_bytes()
+    builds: dict[str, tuple[Path, subprocess.Popen[bytes] | None]] = {}
+    for name, variables in {
+        "local": {"ARCH": ARCH, "PYTHON_VERSION": PYTHON_VERSION, "PYC_PYTHON": sys.executable},
+        "arm64": {"ARCH": "arm64"},
+    }.items():
+        key = hashlib.sha256(recipe + json.dumps([sys.executable, variables]).encode()).hexdigest()[
+            :12
+        ]  # pip's Python too
+        artifacts = cache / f"layer-{name}-{key}"
+        if (artifacts / "built").exists():
+            builds[name] = (artifacts, None)
+            continue
+        shutil.rmtree(artifacts, ignore_errors=True)
+        command = make_command(source, "layers/onnxruntime", "build-OnnxRuntimeLayer", artifacts, **variables)
+        builds[name] = (artifacts, subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+    return builds
+
+
+def finish_layer_builds(builds: dict[str, tuple[Path, subprocess.Popen[bytes] | None]]) -> dict[str, Path]:
+    for name, (artifacts, process) in builds.items():
+        if process is not None:
+            _, stderr = process.communicate()
+            if process.returncode != 0:
+                raise RuntimeError(f"layer build {name} failed: {stderr.decode()[-2000:]}")
+            (artifacts / "built").touch()
+    return {name: artifacts / "python" for name, (artifacts, _) in builds.items()}
 
 
 def run_python(args: list[str], env: dict[str, str], cwd: Path) -> float:
@@ -152,9 +218,7 @@ def run_python(args: list[str], env: dict[str, str], cwd: Path) -> float:
     return elapsed
 
 
-def cold_start_commands(
-    function: Path, layer: Path, bundle: Path, state_path: Path, spec: Spec
-) -> dict[str, list[str]]:
+def cold_start_scripts(function: Path, layer: Path, state_path: Path, spec: Spec) -> dict[str, list[str]]:
     ours = f"""
 import json, sys
 sys.path[:0] = [{str(function)!r}, {str(layer)!r}]
@@ -169,14 +233,13 @@ sys.path[:0] = [{str(layer)!r}]
 import numpy as np, onnxruntime as ort
 event = json.loads(open({str(EVENT)!r}).read())
 features = np.asarray(json.loads(event["body"])["instances"], dtype=np.float32)
-session = ort.InferenceSession({str(bundle / "model.onnx")!r}, providers=["CPUExecutionProvider"])
+session = ort.InferenceSession({str(function / "model" / "model.onnx")!r}, providers=["CPUExecutionProvider"])
 (probabilities,) = session.run(None, {{"features": features}})
 print(json.dumps({{"predictions": probabilities.argmax(axis=1).tolist(), "probabilities": probabilities.tolist()}}))
 """
     naive = f"""
 import json
 import torch
-from packaging.requirements import Requirement
 from torch import nn
 
 class Classifier(nn.Module):
@@ -210,17 +273,22 @@ print(json.dumps({{"predictions": probabilities.argmax(dim=1).tolist(), "probabi
 
 
 def measure_cold_starts(
-    commands: dict[str, list[str]], env: dict[str, str], cwd: Path, repeats: int
-) -> dict[str, float]:
-    times: dict[str, list[float]] = {name: [] for name in commands}
-    for _ in range(repeats):  # interleaved, so load on the machine hits every contender alike
-        for name, command in commands.items():
-            times[name].append(run_python(command, env, cwd))
-    return {name: statistics.median(values) for name, values in times.items()}
+    scripts: dict[tuple[str, str], list[str]], envs: dict[str, dict[str, str]], cwds: dict[str, Path], rounds: int
+) -> dict[tuple[str, str], list[float]]:
+    """Seconds per cold start of each (model, contender), in rounds of every contender in a shuffled order."""
+    times: dict[tuple[str, str], list[float]] = {key: [] for key in scripts}
+    order = list(scripts)
+    shuffler = random.Random(0)
+    for _ in range(rounds):
+        shuffler.shuffle(order)  # no contender always runs right after a slow one, or first in a quiet moment
+        for key in order:
+            spec_name = key[0]
+            times[key].append(run_python(scripts[key], envs[spec_name], cwds[spec_name]))
+    return times
 
 
 WARM = """
-import json, sys, time
+import json, random, sys, time
 sys.path[:0] = [{function!r}, {layer!r}]
 import app, numpy as np, orjson
 {context}
@@ -228,14 +296,17 @@ context = Context()
 event = json.loads(open({event!r}).read())
 rows = np.loadtxt({digits!r}, delimiter=",", skiprows=1, dtype=np.float32)[:, :-1]
 
-def percentiles(calls, n):
-    # Round-robin, so the machine's load hits every contender alike; the first 200 rounds warm up.
+def percentiles(calls, n, warmup):
+    # Round-robin, so the machine's load hits every contender alike, each round in a shuffled order, so none
+    # always runs right after another left the model's weights in cache; the first rounds warm up.
     samples = {{name: [] for name in calls}}
-    for i in range(n + 200):
-        for name, call in calls.items():
+    names, shuffler = list(calls), random.Random(0)
+    for i in range(n + warmup):
+        shuffler.shuffle(names)
+        for name in names:
             started = time.perf_counter()
-            call()
-            if i >= 200:
+            calls[name]()
+            if i >= warmup:
                 samples[name].append(time.perf_counter() - started)
     ranked = {{name: sorted(values) for name, values in samples.items()}}
     return {{name: {{"p50": v[n // 2] * 1e6, "p99": v[int(n * 0.99)] * 1e6}} for name, v in ranked.items()}}
@@ -256,15 +327,15 @@ for batch, n in ((1, {n1}), (64, {n64})):
         predictions = [labels[i] for i in probabilities.argmax(axis=1).tolist()]
         answer = {{"predictions": predictions, "probabilities": probabilities, "labels": labels, "model": {{}}}}
         orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
-    results[batch] = percentiles({{"handler": handler, "run": run, "io": io}}, n)
+    results[batch] = percentiles({{"handler": handler, "run": run, "io": io}}, n, {warmup})
 open({out!r}, "w").write(json.dumps(results))
 """
 
 
-def measure_warm(function: Path, layer: Path, env: dict[str, str], out: Path, n1: int, n64: int) -> dict[str, dict]:
+def measure_warm(function: Path, layer: Path, env: dict[str, str], out: Path, effort: Effort) -> dict[int, Any]:
     script = WARM.format(
         function=str(function), layer=str(layer), context=CONTEXT, event=str(EVENT), digits=str(DIGITS),
-        out=str(out), n1=n1, n64=n64,
+        out=str(out), n1=effort.n1, n64=effort.n64, warmup=effort.warmup,
     )  # fmt: skip
     run_python([sys.executable, "-S", "-c", script], env, function)
     return {int(batch): figures for batch, figures in json.loads(out.read_text()).items()}
@@ -312,69 +383,112 @@ def distribution_size(names: set[str]) -> int:
     return total
 
 
-def row(label: str, ours: float, base: float, unit: str, goal: str, met: bool) -> str:
-    verdict = "yes" if met else "NO"
-    return f"| {label} | {ours:,.1f} {unit} | {base:,.1f} {unit} | {ours / base:.2f}x | {goal} | {verdict} |"
+def row(
+    label: str, ours: float, base: float | None, unit: str, goal: str, met: bool, ratio: float | None = None
+) -> str:
+    ratio = ratio or (ours / base if base else None)
+    baseline, shown = (f"{base:,.1f} {unit}", f"{ratio:.2f}x") if base and ratio else ("", "")
+    return f"| {label} | {ours:,.1f} {unit} | {baseline} | {shown} | {goal} | {'PASS' if met else 'MISS'} |"
+
+
+def paired_ratio(ours: list[float], baseline: list[float]) -> float:
+    """The median of each round's ratio: both ran in the same round, so a busy minute hits both."""
+    return statistics.median(mine / theirs for mine, theirs in zip(ours, baseline, strict=True))
+
+
+def build(source: Path, work: Path) -> tuple[dict[str, Path], dict[str, Path]]:
+    """The layers (local, arm64) and one function per model, each with its bundle promoted into it."""
+    builds = start_layer_builds(source, work)
+    rows = digits_rows()
+    functions: dict[str, Path] = {}
+    for spec in SPECS:
+        artifacts = work / spec.name / "function"
+        build = make_command(source, "functions/predict", "build-PredictFunction", artifacts,
+                             PYC_PYTHON=sys.executable, PYTHON_VERSION=PYTHON_VERSION)  # fmt: skip
+        subprocess.run(build, check=True, capture_output=True)
+        export_bundle(spec, rows, artifacts / "model", work / spec.name / "model.pt")
+        functions[spec.name] = artifacts
+    return finish_layer_builds(builds), functions
+
+
+def figures(
+    cold: dict[tuple[str, str], list[float]], warm: dict[str, dict[int, Any]], layers: dict[str, Path], function: Path
+) -> list[str]:
+    """The table of figures, each with its goal and PASS or MISS."""
+    lines = ["| figure | ours | baseline | ratio | goal | result |", "|---|---|---|---|---|---|"]
+    for spec in SPECS:
+        ours = statistics.median(cold[spec.name, "ours"]) * 1e3
+        for name, label, limit in (("naive", "naive PyTorch", 0.15), ("bare", "bare onnxruntime", 1.25)):
+            base = statistics.median(cold[spec.name, name]) * 1e3
+            ratio = paired_ratio(cold[spec.name, "ours"], cold[spec.name, name])
+            lines.append(
+                row(f"{spec.name} cold start vs {label}", ours, base, "ms", f"<= {limit}x", ratio <= limit, ratio)
+            )
+        for batch in (1, 64):
+            for stat in ("p50", "p99"):
+                handler, run, io = (warm[spec.name][batch][name][stat] for name in ("handler", "run", "io"))
+                if batch == 1:
+                    goal, met = "<= 2.0x", handler <= 2.0 * run
+                else:
+                    goal = f"excess {handler - run:,.0f} <= 1.5x io ({io:,.0f} us)"
+                    met = handler - run <= 1.5 * io
+                lines.append(
+                    row(f"{spec.name} warm {stat} batch {batch} vs session.run", handler, run, "us", goal, met)
+                )
+    ours_unzipped = folder_size(layers["arm64"]) + folder_size(function)
+    ours_zipped = zipped_size(layers["arm64"]) + zipped_size(function)
+    torch_unzipped = distribution_size(distribution_closure("torch"))
+    lines.append(row("function + layer unzipped vs PyTorch deps", ours_unzipped / 1e6, torch_unzipped / 1e6, "MB",
+                     "<= 0.20x", ours_unzipped <= 0.20 * torch_unzipped))  # fmt: skip
+    lines.append(row("function + layer zipped", ours_zipped / 1e6, None, "MB", "<= 50 MB", ours_zipped <= 50e6))
+    return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7, help="cold starts per contender (median reported)")
+    parser.add_argument("--quick", action="store_true", help="3 rounds of cold starts and fewer warm calls")
+    parser.add_argument("--rounds", type=int, help="cold starts per contender (default 7, 3 with --quick)")
+    parser.add_argument("--source", type=Path, default=ROOT, help="checkout whose function and layer to measure")
     parser.add_argument("--work", type=Path, default=ROOT / "build" / "bench-serving")
     args = parser.parse_args()
-    work = args.work.resolve()
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    version = f"{sys.version_info.major}.{sys.version_info.minor}"
-
-    print(f"building: layer for this machine ({ARCH}, python {version}, with bytecode) and for Lambda (arm64, 3.12)")
-    local_layer = make(
-        "build-OnnxRuntimeLayer", "layers/onnxruntime", work / "layer-local",
-        ARCH=ARCH, PYTHON_VERSION=version, PYC_PYTHON=sys.executable,
-    ) / "python"  # fmt: skip
-    lambda_layer = make("build-OnnxRuntimeLayer", "layers/onnxruntime", work / "layer-arm64", ARCH="arm64")
-    rows = digits_rows()
-    lines = ["| figure | ours | baseline | ratio | goal | met |", "|---|---|---|---|---|---|"]
+    effort = QUICK if args.quick else FULL
+    rounds = args.rounds or effort.rounds
+    source, work = args.source.resolve(), args.work.resolve()
     for spec in SPECS:
-        function = make("build-PredictFunction", "functions/predict", work / spec.name / "function")
-        state_path = work / spec.name / "model.pt"
-        export_bundle(spec, rows, function / "model", state_path)
-        env = LAMBDA_ENV | {"LAMBDA_TASK_ROOT": str(function), "PATH": "/usr/bin:/bin"}
-        print(f"{spec.name}: cold starts x{args.repeats}")
-        commands = cold_start_commands(function, local_layer, function / "model", state_path, spec)
-        cold = measure_cold_starts(commands, env, function, args.repeats)
+        shutil.rmtree(work / spec.name, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
+    started, load_before = time.perf_counter(), os.getloadavg()[0]
+
+    print(f"building {source}: layers for this machine ({ARCH}, python {PYTHON_VERSION}) and Lambda (arm64)")
+    layers, functions = build(source, work)
+    envs = {spec.name: LAMBDA_ENV | {"LAMBDA_TASK_ROOT": str(functions[spec.name])} for spec in SPECS}
+    scripts = {
+        (spec.name, contender): command
+        for spec in SPECS
+        for contender, command in cold_start_scripts(
+            functions[spec.name], layers["local"], work / spec.name / "model.pt", spec
+        ).items()
+    }
+    print(f"cold starts: {rounds} rounds of {len(scripts)} contenders, shuffled")
+    cold = measure_cold_starts(scripts, envs, functions, rounds)
+    warm = {}
+    for spec in SPECS:
         print(f"{spec.name}: warm latency")
-        warm = measure_warm(function, local_layer, env, work / spec.name / "warm.json", 3000, 1000)
-        lines.append(
-            row(f"{spec.name} cold start vs naive PyTorch", cold["ours"] * 1e3, cold["naive"] * 1e3, "ms", "<= 0.15x",
-                cold["ours"] <= 0.15 * cold["naive"])
-        )  # fmt: skip
-        lines.append(
-            row(f"{spec.name} cold start vs bare onnxruntime", cold["ours"] * 1e3, cold["bare"] * 1e3, "ms", "<= 1.25x",
-                cold["ours"] <= 1.25 * cold["bare"])
-        )  # fmt: skip
-        for batch in (1, 64):
-            figures = warm[batch]
-            for stat in ("p50", "p99"):
-                handler, run = figures["handler"][stat], figures["run"][stat]
-                goal_met = handler <= 2.0 * run if batch == 1 else handler - run <= 1.5 * figures["io"][stat]
-                goal = "<= 2.0x" if batch == 1 else f"excess <= 1.5x io ({figures['io'][stat]:.0f} us)"
-                lines.append(
-                    row(f"{spec.name} warm {stat} batch {batch} vs session.run", handler, run, "us", goal, goal_met)
-                )
-    function = work / SPECS[0].name / "function"
-    ours_unzipped = folder_size(lambda_layer) + folder_size(function)
-    ours_zipped = zipped_size(lambda_layer) + zipped_size(function)
-    torch_deps = distribution_closure("torch")
-    torch_unzipped = distribution_size(torch_deps)
-    lines.append(
-        row("function + layer unzipped vs PyTorch deps", ours_unzipped / 1e6, torch_unzipped / 1e6, "MB", "<= 0.20x",
-            ours_unzipped <= 0.20 * torch_unzipped)
-    )  # fmt: skip
-    lines.append(f"| function + layer zipped | {ours_zipped / 1e6:.1f} MB | | | <= 50 MB | "
-                 f"{'yes' if ours_zipped <= 50e6 else 'NO'} |")  # fmt: skip
-    print(f"\nPyTorch baseline dependencies: {', '.join(sorted(torch_deps))}")
-    print(f"machine: {platform.machine()}, python {platform.python_version()}, onnxruntime {ort.__version__}")
+        warm[spec.name] = measure_warm(functions[spec.name], layers["local"], envs[spec.name],
+                                       work / spec.name / "warm.json", effort)  # fmt: skip
+    lines = figures(cold, warm, layers, functions[SPECS[0].name])
+
+    spread = ["| cold start | median | min | max |", "|---|---|---|---|"]
+    for (spec_name, contender), values in cold.items():
+        low, mid, high = min(values) * 1e3, statistics.median(values) * 1e3, max(values) * 1e3
+        spread.append(f"| {spec_name} {contender} | {mid:,.0f} ms | {low:,.0f} ms | {high:,.0f} ms |")
+    results = {"cold_s": {f"{s} {c}": v for (s, c), v in cold.items()}, "warm_us": warm}
+    (work / "results.json").write_text(json.dumps(results, indent=1))
+    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}, "
+          f"onnxruntime {ort.__version__}; load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after; "
+          f"{rounds} cold starts each; {time.perf_counter() - started:.0f} s")  # fmt: skip
+    print("\n".join(spread))
+    print()
     print("\n".join(lines))
 
 

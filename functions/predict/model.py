@@ -21,29 +21,17 @@ class BundleError(Exception):
 
 @dataclass(frozen=True)
 class Model:
-    """A verified bundle: its card and a ready onnxruntime session."""
+    """A verified bundle: its card, a ready onnxruntime session, and the card's facts that serving reads."""
 
     card: dict[str, Any]
     session: ort.InferenceSession
     row_shape: tuple[int, ...]  # one instance: the card's input shape without the batch axis
     input_name: str
     output_name: str
-
-    @property
-    def name(self) -> str:
-        return str(self.card["name"])
-
-    @property
-    def version(self) -> str:
-        return str(self.card["version"])
-
-    @property
-    def task(self) -> str:
-        return str(self.card["task"])
-
-    @property
-    def labels(self) -> list[str]:
-        return list(self.card.get("labels") or [])
+    name: str
+    version: str
+    task: str
+    labels: list[str]  # empty for regression
 
     def predict(self, batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Run the graph: probabilities [batch, classes] or predictions [batch]."""
@@ -77,7 +65,17 @@ def load(model_dir: Path, intra_op_threads: int = 1, inter_op_threads: int = 1) 
             "the file changed after export; promote the bundle again"
         )
     session = build_session(model_bytes, intra_op_threads, inter_op_threads)
-    model = Model(card, session, row_shape, card["input"]["name"], card["outputs"][0])
+    model = Model(
+        card=card,
+        session=session,
+        row_shape=row_shape,
+        input_name=card["input"]["name"],
+        output_name=card["outputs"][0],
+        name=str(card["name"]),
+        version=str(card["version"]),
+        task=str(card["task"]),
+        labels=list(card.get("labels") or []),
+    )
     check_session(model)
     return model
 
@@ -151,17 +149,16 @@ def check_session(model: Model) -> None:
     if model.output_name not in [output.name for output in model.session.get_outputs()]:
         raise BundleError(f"model.onnx has no output {model.output_name!r}")
     sample = model.card.get("sample") or {}
-    if sample.get("instances"):
-        try:
-            got = model.predict(np.asarray(sample["instances"], dtype=np.float32))
-            want = np.asarray(sample["outputs"], dtype=np.float32)
-            matches = got.shape == want.shape and bool(np.allclose(got, want, rtol=0.0, atol=SAMPLE_TOLERANCE))
-        # A sample that does not fit the graph is as much a broken bundle as a wrong answer.
-        except Exception as error:
-            raise BundleError(f"model.onnx cannot score the card's sample: {error}") from error
-        if not matches:
-            raise BundleError("model.onnx does not reproduce the card's sample outputs; the bundle is inconsistent")
-    if model.task == "classification":
-        n_classes = model.predict(np.zeros((1, *model.row_shape), dtype=np.float32)).shape[-1]
-        if n_classes != len(model.labels):
-            raise BundleError(f"model.onnx scores {n_classes} classes but the card has {len(model.labels)} labels")
+    has_sample = bool(sample.get("instances"))
+    # Scoring a batch here also warms the session up, so the first request pays no one-off allocation.
+    instances = sample["instances"] if has_sample else np.zeros((1, *model.row_shape), dtype=np.float32)
+    try:
+        got = model.predict(np.asarray(instances, dtype=np.float32))
+        want = np.asarray(sample["outputs"], dtype=np.float32) if has_sample else got
+    # A sample that does not fit the graph is as much a broken bundle as a wrong answer.
+    except Exception as error:
+        raise BundleError(f"model.onnx cannot score the card's sample: {error}") from error
+    if has_sample and (got.shape != want.shape or not np.allclose(got, want, rtol=0.0, atol=SAMPLE_TOLERANCE)):
+        raise BundleError("model.onnx does not reproduce the card's sample outputs; the bundle is inconsistent")
+    if model.task == "classification" and got.shape[-1] != len(model.labels):
+        raise BundleError(f"model.onnx scores {got.shape[-1]} classes but the card has {len(model.labels)} labels")

@@ -2,9 +2,11 @@
 
 import json
 import platform
+import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -45,7 +47,9 @@ def function_dir(tmp_path_factory, digits_bundle):
     return artifacts
 
 
-def build_layer(tmp_path_factory, arch: str, python_version: str = "3.12", **variables: str) -> Path:
+def build_layer(
+    tmp_path_factory: pytest.TempPathFactory, arch: str, python_version: str = "3.12", **variables: str
+) -> Path:
     folder = tmp_path_factory.mktemp(f"layer-{arch}-{python_version}")
     return make(
         "build-OnnxRuntimeLayer",
@@ -76,14 +80,19 @@ def test_package_fits_lambda_and_holds_only_serving_code(tmp_path_factory, funct
     assert sorted(p.name for p in function_dir.iterdir()) == ["app.py", "model", "model.py", "openapi_doc.py"]
 
 
-@pytest.mark.skipif(platform.machine() != "x86_64", reason="the layer's wheels are built for x86_64 here")
-def test_package_layer_serves_predict_alone(tmp_path_factory, function_dir):
-    # Lambda runs python3.12; this machine may not have it, so the same Makefile builds for the local
-    # interpreter, and the handler runs with nothing on sys.path but the stdlib, the layer and the function.
-    version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    layer = build_layer(tmp_path_factory, "x86_64", version, PYC_PYTHON=sys.executable) / "python"
-    bytecode = layer / "numpy" / "__pycache__" / f"__init__.cpython-{version.replace('.', '')}.pyc"
-    assert bytecode.read_bytes()[4:8] == (1).to_bytes(4, "little")  # hash-based, never checked against the source
+LOCAL_ONLY = pytest.mark.skipif(platform.machine() != "x86_64", reason="the layer's wheels are built for x86_64 here")
+LOCAL_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
+TRACE_HEADER = "Root=1-6745d2de-0a1b2c3d4e5f60718293a4b5;Parent=53995c3f42cd8ad8;Sampled=1"
+
+
+@pytest.fixture(scope="module")
+def local_layer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Lambda runs python3.12; this machine may not have it, so the same Makefile builds for the local interpreter.
+    return build_layer(tmp_path_factory, "x86_64", LOCAL_VERSION, PYC_PYTHON=sys.executable) / "python"
+
+
+def serve_once(function_dir: Path, layer: Path, env: dict[str, str]) -> dict[str, Any]:
+    """Answer events/predict.json in a fresh `python -S`: nothing on sys.path but the stdlib, layer and function."""
     event = (ROOT / "events" / "predict.json").read_text()
     script = f"""
 import json, sys
@@ -98,21 +107,74 @@ outside = sorted(name for name, module in sys.modules.items() if getattr(module,
 print(json.dumps({{"response": response, "outside": outside}}))
 """
     # LAMBDA_TASK_ROOT as in Lambda: the X-Ray SDK then samples locally instead of building a botocore client.
-    env = {
-        "LAMBDA_TASK_ROOT": str(function_dir),
-        "MODEL_DIR": "model",
-        "POWERTOOLS_METRICS_NAMESPACE": "Test",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-    }
-
+    env = {"LAMBDA_TASK_ROOT": str(function_dir), "MODEL_DIR": "model", "POWERTOOLS_METRICS_NAMESPACE": "Test"} | env
     result = subprocess.run(
         [sys.executable, "-S", "-c", script], env=env, cwd=function_dir, capture_output=True, text=True, check=False
     )
-
     assert result.returncode == 0, result.stderr
+    report: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return report
 
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+
+@LOCAL_ONLY
+def test_package_layer_serves_predict_alone(local_layer, function_dir):
+    bytecode = local_layer / "numpy" / "__pycache__" / f"__init__.cpython-{LOCAL_VERSION.replace('.', '')}.pyc"
+    assert bytecode.read_bytes()[4:8] == (1).to_bytes(4, "little")  # hash-based, never checked against the source
+
+    report = serve_once(function_dir, local_layer, {"POWERTOOLS_TRACE_DISABLED": "true"})
+
     body = json.loads(report["response"]["body"])
     assert report["response"]["statusCode"] == 200, body
     assert report["outside"] == []
     assert np.asarray(body["probabilities"]).shape == (1, 10)
+
+
+@LOCAL_ONLY
+def test_package_layer_traces_the_handler_to_the_xray_daemon(local_layer, function_dir):
+    # Tracing on, as with `Tracing: Active`: the X-Ray SDK (and the wrapt the layer pins) must send the handler's
+    # subsegment to the daemon, here a UDP socket of ours.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as daemon:
+        daemon.bind(("127.0.0.1", 0))
+        daemon.settimeout(10)
+        env = {
+            "POWERTOOLS_SERVICE_NAME": "predict",
+            "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{daemon.getsockname()[1]}",
+            "_X_AMZN_TRACE_ID": TRACE_HEADER,
+        }
+
+        report = serve_once(function_dir, local_layer, env)
+        header, document = daemon.recv(65536).decode().split("\n", 1)
+
+    assert report["response"]["statusCode"] == 200
+    assert json.loads(header) == {"format": "json", "version": 1}
+    subsegment = json.loads(document)
+    assert subsegment["name"] == "## lambda_handler"
+    assert subsegment["trace_id"] == TRACE_HEADER.split(";")[0].removeprefix("Root=")
+    assert subsegment["annotations"] == {"ColdStart": True, "Service": "predict"}
+    assert "metadata" not in subsegment  # capture_response=False: predictions stay out of traces
+
+
+def test_package_function_ships_hash_based_bytecode(tmp_path):
+    artifacts = make(
+        "build-PredictFunction",
+        Path("functions/predict"),
+        tmp_path / "function",
+        PYC_PYTHON=sys.executable,
+        PYTHON_VERSION=LOCAL_VERSION,
+    )
+
+    tag = f"cpython-{LOCAL_VERSION.replace('.', '')}"
+    for module in ("app", "model", "openapi_doc"):
+        bytecode = artifacts / "__pycache__" / f"{module}.{tag}.pyc"
+        assert bytecode.read_bytes()[4:8] == (1).to_bytes(4, "little"), module  # unchecked: /var/task is read-only
+
+
+def test_package_function_refuses_bytecode_of_another_python(tmp_path):
+    with pytest.raises(subprocess.CalledProcessError):
+        make(
+            "build-PredictFunction",
+            Path("functions/predict"),
+            tmp_path / "function",
+            PYC_PYTHON=sys.executable,
+            PYTHON_VERSION="3.0",
+        )
