@@ -19,8 +19,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from training.config import TrainConfig, parse_config
 from training.data import Splits, load_splits
-from training.loop import fit, make_optimizer
+from training.loop import fit
 from training.models import Pipeline, build_model
+from training.optim import make_optimizer
 
 
 def time_ours(config: TrainConfig, splits: Splits, device: torch.device) -> float:
@@ -62,7 +63,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     args, training_args = parser.parse_known_args()
-    defaults = {"batch_size": 256, "epochs": 20, "progress": "none"}
+    # Early stopping off: both sides must run the same number of epochs.
+    defaults = {"batch_size": 256, "epochs": 20, "progress": "none", "early_stopping_patience": 0}
     config = parse_config(training_args, base=defaults)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     splits = load_splits(config)

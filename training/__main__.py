@@ -1,24 +1,45 @@
-"""The training job: the same entrypoint on AWS Batch, SageMaker and a laptop's CPU.
+"""The training job: the same entrypoint on a laptop's CPU, AWS Batch, SageMaker and torchrun.
 
-python -m training --data examples/data/digits.csv --target label --out build/bundle
-python -m training --help
+    python -m training --data examples/data/digits.csv --target label --out build/bundle
+    python -m training --help                  # every setting, with its default
+    python -m training --data s3://BUCKET/data/digits.csv --out s3://BUCKET/bundles/JOB/ \\
+        --checkpoint-dir s3://BUCKET/checkpoints/JOB/       # AWS Batch (also TRAIN_* variables: batch.py)
+    python -m training train                   # SageMaker: settings and data under /opt/ml (sagemaker.py)
+    torchrun --nproc-per-node 2 -m training --data ...       # data parallel (distributed.py)
+
+Exit codes: 0 done; 2 bad settings or data (a retry cannot help); 3 export refused by the parity gate;
+143 stopped by SIGTERM after writing a checkpoint (a retry resumes from it).
 """
 
 import json
 import logging
+import os
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from training.config import ConfigError, TrainConfig, parse_config
+from training.batch import batch_config, batch_rendezvous
+from training.config import ConfigError, TrainConfig
 from training.data import DataError, load_splits
-from training.export import ExportError, export_bundle
-from training.loop import EXIT_INTERRUPTED, Interrupted, fit
+from training.distributed import Rendezvous, Worker, launch, process_group
+from training.export import CARD_FILE, CURVES_FILE, ExportError, copy_bundle, export_bundle
+from training.interrupt import EXIT_INTERRUPTED, Interrupted
+from training.loop import fit
 from training.models import build_model, serving_model
 from training.plots import write_curves
+from training.s3 import StorageError, check_writable_prefix, is_s3, upload_bundle
+from training.sagemaker import (
+    SageMakerPaths,
+    network_interface,
+    sagemaker_config,
+    sagemaker_rendezvous,
+    write_failure,
+)
 
 EXIT_USER_ERROR = 2
 EXIT_EXPORT_REFUSED = 3
@@ -26,48 +47,124 @@ EXIT_EXPORT_REFUSED = 3
 logger = logging.getLogger("training")
 
 
-def train(config: TrainConfig) -> dict[str, Any]:
-    """Data -> model -> train -> export a verified bundle; returns the model card."""
-    torch.manual_seed(config.seed)
-    device = choose_device(config)
+@dataclass(frozen=True)
+class Job:
+    config: TrainConfig
+    rendezvous: Rendezvous
+    model_dir: Path | None = None  # SageMaker's model folder: the bundle is delivered there
 
-    splits = load_splits(config)
-    model = build_model(config, splits).to(device)
-    history = fit(model, splits, config, device)
-    out_dir = Path(config.out)
-    card = export_bundle(serving_model(model.cpu()), splits, config, history.summary(), out_dir)
-    write_curves(history, out_dir / "curves.png")
+
+SINGLE_PROCESS = Worker()
+
+
+def train(config: TrainConfig, worker: Worker = SINGLE_PROCESS, model_dir: Path | None = None) -> dict[str, Any] | None:
+    """Data -> model -> train (every rank) -> export a verified bundle (rank 0); returns the card on rank 0."""
+    device = choose_device(config, worker.local_rank)
+    if worker.rank == 0 and is_s3(config.out) and CARD_FILE in check_writable_prefix(config.out):
+        logger.warning("%s already holds a bundle; its files are replaced, %s last", config.out, CARD_FILE)
+    with process_group(worker, device):
+        torch.manual_seed(config.seed)
+        splits = load_splits(config)
+        model = build_model(config, splits).to(device)
+        history = fit(model, splits, config, device)
+    if worker.rank != 0:
+        return None
+    # A bundle for S3 or SageMaker is built in a scratch folder, then delivered whole, its card last.
+    with tempfile.TemporaryDirectory(prefix="training-") as scratch:
+        curves = Path(scratch) / CURVES_FILE
+        write_curves(history, curves)
+        delivered = model_dir is not None or is_s3(config.out)
+        out_dir = Path(scratch) / "bundle" if delivered else Path(config.out)
+        serving = serving_model(model.cpu())
+        card = export_bundle(serving, splits, config, history.summary(), out_dir, {CURVES_FILE: curves})
+        if model_dir is not None:
+            copy_bundle(out_dir, model_dir)
+        if is_s3(config.out):
+            upload_bundle(out_dir, config.out, CARD_FILE)
     return card
 
 
-def choose_device(config: TrainConfig) -> torch.device:
+def choose_device(config: TrainConfig, local_rank: int = 0) -> torch.device:
     if config.dry_run or config.device == "cpu":
         return torch.device("cpu")
     if config.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda: no CUDA device is visible; use --device auto or cpu")
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
+
+
+def local_processes(config: TrainConfig) -> int:
+    """Processes on this machine: --processes, else one per visible GPU, else one."""
+    on_gpu = not (config.dry_run or config.device == "cpu") and torch.cuda.is_available()
+    gpus = torch.cuda.device_count() if on_gpu else 0
+    if on_gpu and config.processes > gpus:
+        raise ConfigError(f"--processes {config.processes}: this machine has {gpus} GPUs; one process per GPU")
+    return config.processes or gpus or 1
+
+
+def load_job(arguments: Sequence[str], environ: Mapping[str, str], sagemaker: SageMakerPaths | None) -> Job:
+    if sagemaker is not None:
+        config = sagemaker_config(sagemaker, arguments[1:])
+        rendezvous = sagemaker_rendezvous(sagemaker, environ, local_processes(config))
+        return Job(config, rendezvous, model_dir=sagemaker.model)
+    config = batch_config(arguments, environ)
+    return Job(config, batch_rendezvous(environ, local_processes(config)))
+
+
+def launch_environment(environ: Mapping[str, str], sagemaker: SageMakerPaths | None) -> dict[str, str]:
+    """The workers' environment; on SageMaker, collectives go over the interface it names for host traffic."""
+    interface = network_interface(sagemaker) if sagemaker is not None else None
+    extra = {"NCCL_SOCKET_IFNAME": interface, "GLOO_SOCKET_IFNAME": interface} if interface else {}
+    return extra | dict(environ)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     # Our own progress at INFO; the exporter's and quantiser's chatter only when it matters.
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
-    logger.setLevel(logging.INFO)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    sagemaker = SageMakerPaths.from_environment(os.environ) if arguments[:1] == ["train"] else None
+    worker = Worker.from_environment(os.environ)  # set when torchrun or our own launcher started this process
+    # Every rank reads the same data and settings and fails alike: rank 0 alone reports progress and errors.
+    speaks = worker is None or worker.rank == 0
+    logger.setLevel(logging.INFO if speaks else logging.WARNING)
     try:
-        config = parse_config(argv)
-        card = train(config)
-    except (ConfigError, DataError) as error:
-        print(f"training: error: {error}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        job = load_job(arguments, os.environ, sagemaker)
+        if worker is None and job.rendezvous.world_size > 1:
+            command = [sys.executable, "-m", "training", *arguments]
+            code = launch(job.rendezvous, command, launch_environment(os.environ, sagemaker))
+            if sagemaker is not None and code not in (0, EXIT_INTERRUPTED) and not sagemaker.failure.exists():
+                write_failure(sagemaker, f"a training process exited with code {code}")
+            return code
+        card = train(job.config, worker or SINGLE_PROCESS, job.model_dir)
+    except (ConfigError, DataError, StorageError) as error:
+        return report(f"training: error: {error}", EXIT_USER_ERROR, sagemaker, speaks)
     except ExportError as error:
-        print(f"training: export refused: {error}", file=sys.stderr)
-        return EXIT_EXPORT_REFUSED
+        return report(f"training: export refused: {error}", EXIT_EXPORT_REFUSED, sagemaker, speaks)
     except Interrupted as interrupted:
-        print(f"training: interrupted, checkpoint written; rerun with --resume to continue ({interrupted})", file=sys.stderr)
+        if speaks:
+            print(
+                f"training: interrupted, checkpoint written; rerun with --resume to continue ({interrupted})",
+                file=sys.stderr,
+            )
         return EXIT_INTERRUPTED
+    except Exception as error:
+        if sagemaker is not None:
+            write_failure(sagemaker, f"{type(error).__name__}: {error}")
+        raise
+    if card is None:
+        return 0
     figures = {key: value for key, value in card["metrics"]["test"].items() if isinstance(value, int | float)}
-    summary = {"bundle": config.out, "name": card["name"], "version": card["version"], "test": figures}
+    summary = {"bundle": job.config.out, "name": card["name"], "version": card["version"], "test": figures}
     print(json.dumps(summary, default=str))
     return 0
+
+
+def report(message: str, code: int, sagemaker: SageMakerPaths | None, speaks: bool) -> int:
+    """One line on stderr (and SageMaker's failure file); returns the exit code."""
+    if speaks:
+        print(message, file=sys.stderr)
+        if sagemaker is not None:
+            write_failure(sagemaker, message)
+    return code
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Checkpoints: atomic writes behind a small storage interface, loaded with torch.load(weights_only=True)."""
+"""Checkpoints: atomic writes behind a small storage interface (a folder or an S3 prefix), loaded with
+torch.load(weights_only=True)."""
 
 import io
 import os
@@ -10,10 +11,25 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from training.config import ConfigError
+from training.config import ConfigError, TrainConfig
 
 CHECKPOINT_NAME = re.compile(r"epoch-(\d+)-step-(\d+)\.pt")
 KEEP = 2  # the newest two, so a store never holds only the checkpoint being written
+# Settings a resumed run may change; any other difference would make it a different run.
+RESUMABLE_CHANGES = {
+    "resume",
+    "progress",
+    "out",
+    "checkpoint_dir",
+    "device",
+    "name",
+    "quantize",
+    "parity_tolerance",
+    "opset",
+    "processes",
+    "data_placement",
+    "compile",
+}
 
 
 class CheckpointStore(Protocol):
@@ -57,8 +73,11 @@ class LocalStore:
 
 
 def open_store(location: str) -> CheckpointStore:
+    """The store at `location`: an s3:// prefix (AWS Batch) or a folder (SageMaker syncs its own to S3)."""
     if location.startswith("s3://"):
-        raise ConfigError(f"--checkpoint-dir {location}: checkpoints on S3 are not supported yet; pass a local folder")
+        from training.s3 import S3Store  # boto3 only for jobs that use S3
+
+        return S3Store(location)
     return LocalStore(Path(location))
 
 
@@ -83,6 +102,10 @@ def save_checkpoint(store: CheckpointStore, state: dict[str, Any], epoch: int, s
     return name
 
 
+def has_checkpoint(store: CheckpointStore) -> bool:
+    return bool(_positions(store))
+
+
 def load_latest_checkpoint(store: CheckpointStore) -> dict[str, Any] | None:
     """The newest checkpoint, or None when the store holds none."""
     positions = _positions(store)
@@ -103,7 +126,7 @@ def clear_checkpoints(store: CheckpointStore) -> int:
 
 
 def rng_state(generator: torch.Generator, numpy_rng: np.random.Generator) -> dict[str, Any]:
-    """Every random stream a run draws from, as tensors and plain values that weights_only can load."""
+    """The random streams of one process, as tensors and plain values that weights_only can load."""
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -115,11 +138,26 @@ def rng_state(generator: torch.Generator, numpy_rng: np.random.Generator) -> dic
 
 def restore_rng(state: dict[str, Any], generator: torch.Generator, numpy_rng: np.random.Generator) -> bool:
     """Put every stream back; False when some could not be (the checkpoint is from another kind of device)."""
-    torch.set_rng_state(state["torch"])
-    numpy_rng.bit_generator.state = state["numpy"]
     if state["generator_device"] != generator.device.type:  # a CUDA generator's state does not fit a CPU one
         return False
+    torch.set_rng_state(state["torch"])
+    numpy_rng.bit_generator.state = state["numpy"]
     generator.set_state(state["generator"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
     return True
+
+
+def check_resumable(config: TrainConfig, saved: dict[str, Any]) -> None:
+    """Refuse a checkpoint of a run with other settings than `config`'s (beyond RESUMABLE_CHANGES)."""
+    changed = {
+        key: (value, saved.get(key))
+        for key, value in config.to_dict().items()
+        if key not in RESUMABLE_CHANGES and saved.get(key) != value
+    }
+    if changed:
+        differences = "; ".join(f"--{key.replace('_', '-')} {old!r} -> {new!r}" for key, (new, old) in changed.items())
+        raise ConfigError(
+            f"--resume: the checkpoint in {config.checkpoint_location} is from a run with other settings "
+            f"({differences}); use the same settings or another --checkpoint-dir"
+        )

@@ -19,6 +19,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "quantize": ("none", "int8"),
     "device": ("auto", "cpu", "cuda"),
     "precision": ("fp32", "bf16"),
+    "data_placement": ("auto", "device", "host"),
     "progress": ("auto", "bar", "none"),
 }
 
@@ -68,7 +69,7 @@ class TrainConfig:
     step_size: int = 10  # step schedule: epochs between decays
     gamma: float = 0.5  # step schedule: decay factor
     clip_grad_norm: float = 0.0  # 0 disables clipping
-    early_stopping_patience: int = 0  # epochs without improvement; 0 disables
+    early_stopping_patience: int = 15  # epochs without improvement, then the best epoch's weights; 0 disables
     early_stopping_metric: str = "auto"  # auto: validation loss
     # runtime
     device: str = "auto"
@@ -77,6 +78,9 @@ class TrainConfig:
     resume: bool = False  # continue from the latest checkpoint in checkpoint_dir
     progress: str = "auto"  # auto: a bar when stderr is a terminal
     dry_run: bool = False  # one batch, one epoch: a smoke test in seconds
+    processes: int = 0  # data-parallel processes on this machine, one per GPU; 0: one per visible GPU (1 on CPU)
+    data_placement: str = "auto"  # auto: rows in GPU memory if they fit in half of it, else pinned host memory
+    compile: bool = False  # torch.compile for training steps, CUDA only: the first steps pay the compile time
     # export
     quantize: str = "none"
     parity_tolerance: float = 1e-5  # max |onnxruntime - torch|, relative to |value| beyond 1
@@ -92,7 +96,8 @@ class TrainConfig:
         for name in ("lr", "parity_tolerance"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{flag(name)}: must be greater than 0, got {getattr(self, name)}")
-        for name in ("weight_decay", "l1", "l2", "noise_std", "mixup_alpha", "clip_grad_norm", "momentum"):
+        non_negative = ("weight_decay", "l1", "l2", "noise_std", "mixup_alpha", "clip_grad_norm", "momentum")
+        for name in (*non_negative, "early_stopping_patience", "processes"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{flag(name)}: must be 0 or more, got {getattr(self, name)}")
         if not 0 <= self.dropout < 1:
@@ -238,9 +243,17 @@ HELP: dict[str, str] = {
     "seed": "seed for the split, initialisation, shuffling and augmentation",
     "config": "JSON or YAML file of settings; flags given here override it",
     "resume": "continue from the latest checkpoint in --checkpoint-dir",
+    "checkpoint_dir": "folder or s3:// prefix for checkpoints (empty: <out>.checkpoints beside the bundle)",
     "schedule": "learning-rate schedule: constant, step, cosine or onecycle",
     "quantize": "also write model.int8.onnx (dynamic int8), kept if test accuracy (regression: R²) drops <= 0.01",
     "dry_run": "one batch of one epoch on the CPU: a smoke test",
+    "early_stopping_patience": "stop after this many epochs without a better validation figure and keep the best "
+    "epoch's weights; 0 trains every epoch",
+    "precision": "bf16: autocast matrix products to bfloat16 on CUDA (ignored on CPU)",
+    "processes": "data-parallel processes (DDP) on this machine, one per GPU; 0: one per visible GPU, 1 on CPU",
+    "data_placement": "device: training rows in GPU memory; host: pinned host memory, copied per batch; "
+    "auto: device when they fit in half the free GPU memory",
+    "compile": "torch.compile the model for training steps on CUDA (ignored on CPU)",
 }
 
 

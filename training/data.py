@@ -49,8 +49,9 @@ MIN_ROWS_PER_AUTO_CLASS = 10
 
 def load_splits(config: TrainConfig) -> Splits:
     """Read `config.data`, pick target and features, clean, split and measure the training split."""
-    path = open_data(config.data)
-    table = read_table(path, exclude=config.exclude)
+    with open_data(config.data) as path:
+        table = read_table(path, exclude=config.exclude)
+        data_sha256 = file_sha256(path)
     rows_read = len(table)
     feature_names = choose_features(table, config)
     table = table[table[config.target].notna()]
@@ -101,7 +102,7 @@ def load_splits(config: TrainConfig) -> Splits:
         std=np.where(std > 0, std, 1.0).astype(np.float32),
         target_mean=target_mean,
         target_std=target_std,
-        data_sha256=file_sha256(path),
+        data_sha256=data_sha256,
         cleaning=cleaning,
     )
 

@@ -4,6 +4,7 @@ import json
 import logging
 import shutil
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from training.onnx_run import measure_latency, open_session, run_session, test_m
 ONNX_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
 CARD_FILE = "model.json"
+CURVES_FILE = "curves.png"
 PARITY_BATCHES = (1, 64)
 
 logger = logging.getLogger("training")
@@ -32,12 +34,18 @@ class ExportError(RuntimeError):
 
 
 def export_bundle(
-    serving: nn.Module, splits: Splits, config: TrainConfig, training_summary: dict[str, Any], out_dir: Path
+    serving: nn.Module,
+    splits: Splits,
+    config: TrainConfig,
+    training_summary: dict[str, Any],
+    out_dir: Path,
+    attachments: Mapping[str, Path] | None = None,
 ) -> dict[str, Any]:
     """Export `serving` (raw features -> outputs), verify it and write the bundle into `out_dir`.
 
-    Everything is written into a sibling staging folder first and moved into `out_dir` only after
-    every check passed, so `out_dir` never holds a half-written bundle. Returns the model card.
+    Everything, `attachments` (name -> file to copy in, e.g. curves.png) included, is written into a
+    sibling staging folder first and moved into `out_dir` only after every check passed, so `out_dir`
+    never holds a half-written bundle. Returns the model card.
 
     Raises:
         ExportError: onnxruntime disagrees with PyTorch beyond `config.parity_tolerance`.
@@ -66,6 +74,8 @@ def export_bundle(
         )
         if config.quantize == "int8":
             card["int8"] = quantize_int8(onnx_path, staging / INT8_FILE, splits, expected, card["metrics"]["test"])
+        for name, path in (attachments or {}).items():
+            shutil.copyfile(path, staging / name)
         (staging / CARD_FILE).write_text(json.dumps(card, indent=2, allow_nan=False) + "\n")
         publish(staging, out_dir)
     finally:
@@ -161,9 +171,18 @@ def publish(staging: Path, out_dir: Path) -> None:
         return
     # Without its card a folder is no bundle: readers see none while the files are swapped, never a mixed one.
     (out_dir / CARD_FILE).unlink(missing_ok=True)
-    for name in (ONNX_FILE, INT8_FILE):
-        if (staging / name).exists():
+    staged = {path.name for path in staging.iterdir()} - {CARD_FILE}
+    for name in sorted(staged | {ONNX_FILE, INT8_FILE}):  # a model the new card does not describe must go
+        if name in staged:
             (staging / name).replace(out_dir / name)
         else:
             (out_dir / name).unlink(missing_ok=True)
     (staging / CARD_FILE).replace(out_dir / CARD_FILE)
+
+
+def copy_bundle(bundle: Path, out_dir: Path) -> None:
+    """Copy a finished bundle into `out_dir` (another file system, e.g. SageMaker's model folder), the card last."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = sorted(path.name for path in bundle.iterdir() if path.name != CARD_FILE)
+    for name in [*names, CARD_FILE]:
+        shutil.copyfile(bundle / name, out_dir / name)

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from training.loop import History
+from training.history import History
 
 
 def write_curves(history: History, path: Path) -> None:

@@ -1,7 +1,9 @@
 """File access for the training data: where it lives, how each format is read, its fingerprint."""
 
 import hashlib
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -16,13 +18,28 @@ READERS = (".csv", ".parquet", ".pq", ".npz")
 NPZ_MATRIX_KEYS = ("x", "features")  # a 2-D array under one of these names holds every feature
 
 
-def open_data(location: str) -> Path:
-    """The local file behind `location`: the one place that will learn s3:// URIs.
+@contextmanager
+def open_data(location: str) -> Iterator[Path]:
+    """The local file behind `location`, for the duration: the one place that knows where data comes from.
 
-    A folder holding exactly one CSV, Parquet or NPZ file stands for that file (a SageMaker channel).
+    An s3:// URI is downloaded to a temporary folder, removed afterwards (a URI ending in "/" stands for
+    the one data file under it). A folder holding exactly one CSV, Parquet or NPZ file stands for that
+    file (a SageMaker channel).
+
+    Raises:
+        DataError: no such file, or a folder without exactly one data file.
+        StorageError: the S3 object cannot be read (training.s3).
     """
     if location.startswith("s3://"):
-        raise DataError(f"{location}: reading s3:// data is not supported yet; copy the file locally and pass --data")
+        from training.s3 import download_data  # boto3 only for jobs that read S3
+
+        with tempfile.TemporaryDirectory(prefix="training-data-") as scratch:
+            yield download_data(location, Path(scratch), READERS)
+        return
+    yield local_file(location)
+
+
+def local_file(location: str) -> Path:
     path = Path(location)
     if path.is_dir():
         found = sorted(file for file in path.iterdir() if file.is_file() and file.suffix.lower() in READERS)

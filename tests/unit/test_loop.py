@@ -13,8 +13,11 @@ import torch
 
 from training.config import ConfigError, TrainConfig
 from training.data import Split, Splits
-from training.loop import History, evaluate, fit, penalised_weights, penalty
+from training.evaluate import evaluate
+from training.history import History
+from training.loop import fit
 from training.models import Pipeline, build_model
+from training.optim import penalised_weights, penalty
 from training.plots import write_curves
 
 CPU = torch.device("cpu")
@@ -52,6 +55,7 @@ def small_config(tmp_path: Path, **settings: object) -> TrainConfig:
         "epochs": 5,
         "batch_size": 32,
         "lr": 0.01,
+        "early_stopping_patience": 0,
     }
     return TrainConfig(**(base | settings))  # type: ignore[arg-type]
 
