@@ -26,7 +26,7 @@ def call(app, event, context):
 def expected_probabilities(bundle: Path, instances: list[list[float]]) -> np.ndarray:
     session = ort.InferenceSession(bundle / "model.onnx", providers=["CPUExecutionProvider"])
     (probabilities,) = session.run(None, {"features": np.asarray(instances, dtype=np.float32)})
-    return probabilities
+    return np.asarray(probabilities)
 
 
 def test_predict_event_returns_onnxruntime_probabilities_and_labels(app, digits_bundle, load_event, lambda_context):
