@@ -4,6 +4,7 @@ import json
 import logging
 import shutil
 import uuid
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ CURVES_FILE = "curves.png"
 PARITY_BATCHES = (1, 64)
 
 logger = logging.getLogger("training")
+# torch's exporter lists each torchvision operator it skips when torchvision is absent; we use none.
+logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
 
 
 class ExportError(RuntimeError):
@@ -89,18 +92,21 @@ def export_bundle(
 def export_onnx(serving: nn.Module, n_features: int, output_name: str, opset: int, path: Path) -> Path:
     """One self-contained ONNX file: input `features` [batch, n_features] with a dynamic batch axis."""
     example = torch.zeros(2, n_features)  # batch 2, not 1: torch.export specialises size-1 dimensions
-    program = torch.onnx.export(
-        serving,
-        (example,),
-        dynamo=True,
-        opset_version=opset,
-        input_names=["features"],
-        output_names=[output_name],
-        dynamic_shapes=({0: "batch"},),
-        external_data=False,
-        optimize=True,
-        verbose=False,
-    )
+    with warnings.catch_warnings():
+        # torch's exporter warns about its own internals (pytree's LeafSpec): nothing a user can act on.
+        warnings.simplefilter("ignore", FutureWarning)
+        program = torch.onnx.export(
+            serving,
+            (example,),
+            dynamo=True,
+            opset_version=opset,
+            input_names=["features"],
+            output_names=[output_name],
+            dynamic_shapes=({0: "batch"},),
+            external_data=False,
+            optimize=True,
+            verbose=False,
+        )
     if program is None:
         raise ExportError("torch.onnx.export returned no program; it needs dynamo=True")
     program.save(path, external_data=False)
