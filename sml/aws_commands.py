@@ -202,11 +202,16 @@ def wait_for(session: boto3.Session, job_id: str, backend: str | None, interval_
     return 0
 
 
-def configure_status(parser: argparse.ArgumentParser) -> None:
+def add_job_arguments(parser: argparse.ArgumentParser, follow_flag: str, follow_help: str) -> None:
+    """JOB, --backend, the follow flag and the AWS flags: what `status` and `logs` share."""
     parser.add_argument("job_id", metavar="JOB", help="a Batch job id (UUID) or a SageMaker training job name")
     parser.add_argument("--backend", choices=BACKENDS, help="default: batch for UUIDs, else sagemaker")
-    add_wait_arguments(parser, "--wait", "follow the job to its end; exit 1 if it fails")
+    add_wait_arguments(parser, follow_flag, follow_help)
     add_aws_arguments(parser, stack=False)
+
+
+def configure_status(parser: argparse.ArgumentParser) -> None:
+    add_job_arguments(parser, "--wait", "follow the job to its end; exit 1 if it fails")
 
 
 def run_status(args: argparse.Namespace) -> int:
@@ -221,10 +226,7 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 def configure_logs(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("job_id", metavar="JOB", help="a Batch job id (UUID) or a SageMaker training job name")
-    parser.add_argument("--backend", choices=BACKENDS, help="default: batch for UUIDs, else sagemaker")
-    add_wait_arguments(parser, "--follow", "keep printing new lines until the job ends; exit 1 if it fails")
-    add_aws_arguments(parser, stack=False)
+    add_job_arguments(parser, "--follow", "keep printing new lines until the job ends; exit 1 if it fails")
 
 
 def run_logs(args: argparse.Namespace) -> int:
