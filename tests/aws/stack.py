@@ -210,14 +210,12 @@ def create_output_stack(account: Account, name: str, outputs: dict[str, str]) ->
 @functools.cache
 def promoted_project(bundle: Path) -> Path:
     """samconfig.toml naming the stack, and functions/predict with `bundle` promoted into model/."""
-    from sml.promote import promote
+    from tests.projects import promoted_function
 
     root = Path(tempfile.mkdtemp(prefix="project-"))
     SERVERS.callback(shutil.rmtree, root, ignore_errors=True)
     (root / "samconfig.toml").write_text(SAMCONFIG)
-    function_dir = root / "functions" / "predict"
-    shutil.copytree(ROOT / "functions" / "predict", function_dir, ignore=shutil.ignore_patterns("model", "__pycache__"))
-    promote(str(bundle), function_dir)
+    promoted_function(root, bundle)
     return root
 
 

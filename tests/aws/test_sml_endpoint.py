@@ -4,7 +4,6 @@ import csv
 import json
 import re
 import secrets
-import shutil
 import subprocess
 import threading
 import time
@@ -28,6 +27,7 @@ from tests.aws.stack import (
     create_output_stack,
     fixture_aws_stack,  # noqa: F401  (a fixture)
 )
+from tests.projects import LocalApi, predict_project
 
 SERVED_MAX_BATCH = 8  # the served function's MAX_BATCH, far below sml's default of 256
 
@@ -35,27 +35,15 @@ SERVED_MAX_BATCH = 8  # the served function's MAX_BATCH, far below sml's default
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, digits_bundle: Path) -> Iterator[tuple[str, Path]]:
     """`sml serve` on the real template and function (MAX_BATCH=8) with the digits bundle: (URL, its log)."""
-    from sml.promote import promote
-
-    root = tmp_path_factory.mktemp("served")
     template = (ROOT / "template.yaml").read_text()
     assert 'MAX_BATCH: "256"' in template
-    (root / "template.yaml").write_text(template.replace('MAX_BATCH: "256"', f'MAX_BATCH: "{SERVED_MAX_BATCH}"'))
-    function_dir = root / "functions" / "predict"
-    shutil.copytree(ROOT / "functions" / "predict", function_dir, ignore=shutil.ignore_patterns("model", "__pycache__"))
-    promote(str(digits_bundle), function_dir)
-    log = root / "serve.log"
-    with log.open("w") as log_file:
-        process = subprocess.Popen([str(SML), "serve", "--port", "0"], cwd=root, stderr=log_file)
-        try:
-            deadline = time.monotonic() + 60
-            while not (found := re.search(r"listening on (http://127\.0\.0\.1:\d+)", log.read_text())):
-                assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-                time.sleep(0.05)
-            yield found.group(1), log
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+    template = template.replace('MAX_BATCH: "256"', f'MAX_BATCH: "{SERVED_MAX_BATCH}"')
+    root = predict_project(tmp_path_factory.mktemp("served"), digits_bundle, template)
+    server = LocalApi(root, root / "serve.log")
+    try:
+        yield server.url, server.log
+    finally:
+        server.stop()
 
 
 def predict_lines(log: Path, since: int, count: int) -> list[str]:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from sml.cli import main
+from tests.projects import copy_function
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,9 +27,7 @@ def snapshot(folder: Path) -> dict[str, str]:
 @pytest.fixture
 def function_dir(tmp_path: Path) -> Path:
     """A copy of functions/predict without its model, so tests never touch the real one."""
-    target = tmp_path / "functions" / "predict"
-    shutil.copytree(ROOT / "functions" / "predict", target, ignore=shutil.ignore_patterns("model", "__pycache__"))
-    return target
+    return copy_function(tmp_path)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from sml.promote import promote
+from tests import projects
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS_DIR = ROOT / "events"
@@ -86,12 +86,7 @@ def run_sml(*args: str | Path, cwd: Path, stdin: str | None = None) -> subproces
 @pytest.fixture(scope="module")
 def predict_project(tmp_path_factory: pytest.TempPathFactory, digits_bundle: Path) -> Path:
     """A copy of template.yaml and functions/predict with the digits bundle promoted into it."""
-    root = tmp_path_factory.mktemp("predict-project")
-    shutil.copy(ROOT / "template.yaml", root / "template.yaml")
-    function_dir = root / "functions" / "predict"
-    shutil.copytree(ROOT / "functions" / "predict", function_dir, ignore=shutil.ignore_patterns("model", "__pycache__"))
-    promote(str(digits_bundle), function_dir)
-    return root
+    return projects.predict_project(tmp_path_factory.mktemp("predict-project"), digits_bundle)
 
 
 @pytest.fixture(scope="module")

@@ -3,21 +3,17 @@
 import base64
 import json
 import re
-import shutil
 import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from email.message import Message
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sml.promote import promote
+from tests.projects import LocalApi, predict_project
 
 ROOT = Path(__file__).resolve().parents[2]
 SML = Path(sys.executable).with_name("sml")
@@ -71,64 +67,27 @@ Resources:
 """
 
 
-class Server:
-    """`sml serve` as a user runs it, in a subprocess, on a free port of 127.0.0.1."""
-
-    def __init__(self, project: Path, log: Path) -> None:
-        self.log = log
-        self.log_file = log.open("w")
-        self.process = subprocess.Popen(
-            [str(SML), "serve", "--port", "0"], cwd=project, stderr=self.log_file, stdout=subprocess.DEVNULL
-        )
-        deadline = time.monotonic() + 60
-        while not (found := re.search(r"listening on (http://127\.0\.0\.1:\d+)", log.read_text())):
-            assert self.process.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
-        self.url = found.group(1)
-
-    def request(
-        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
-    ) -> tuple[int, Message, bytes]:
-        """(status, headers, body bytes) of one real HTTP request."""
-        request = urllib.request.Request(self.url + path, data=body, method=method, headers=headers or {})
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                return response.status, response.headers, response.read()
-        except urllib.error.HTTPError as error:
-            return error.code, error.headers, error.read()
-
-    def stop(self, signum: int = signal.SIGTERM) -> int:
-        self.process.send_signal(signum)
-        code = self.process.wait(timeout=30)
-        self.log_file.close()
-        return code
-
-
 @pytest.fixture(scope="module")
-def echo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def echo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalApi]:
     root = tmp_path_factory.mktemp("echo-serve")
     (root / "echo").mkdir()
     (root / "echo" / "app.py").write_text(ECHO_APP)
     (root / "template.yaml").write_text(ECHO_TEMPLATE)
-    server = Server(root, root / "serve.log")
+    server = LocalApi(root, root / "serve.log")
     yield server
     assert server.stop() == 0, server.log.read_text()
 
 
 @pytest.fixture(scope="module")
-def predict_server(tmp_path_factory: pytest.TempPathFactory, digits_bundle: Path) -> Iterator[Server]:
+def predict_server(tmp_path_factory: pytest.TempPathFactory, digits_bundle: Path) -> Iterator[LocalApi]:
     """The real template and function, a copy with the digits bundle promoted into it."""
-    root = tmp_path_factory.mktemp("predict-serve")
-    shutil.copy(ROOT / "template.yaml", root / "template.yaml")
-    function_dir = root / "functions" / "predict"
-    shutil.copytree(ROOT / "functions" / "predict", function_dir, ignore=shutil.ignore_patterns("model", "__pycache__"))
-    promote(str(digits_bundle), function_dir)
-    server = Server(root, root / "serve.log")
+    root = predict_project(tmp_path_factory.mktemp("predict-serve"), digits_bundle)
+    server = LocalApi(root, root / "serve.log")
     yield server
     assert server.stop() == 0, server.log.read_text()
 
 
-def echoed(server: Server, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+def echoed(server: LocalApi, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
     status, _, body = server.request(method, path, **kwargs)
     assert status == 201, body
     report: dict[str, Any] = json.loads(body)
@@ -269,7 +228,7 @@ def test_sml_serve_stops_cleanly_on_sigint(tmp_path):
     (tmp_path / "echo").mkdir()
     (tmp_path / "echo" / "app.py").write_text(ECHO_APP)
     (tmp_path / "template.yaml").write_text(ECHO_TEMPLATE)
-    server = Server(tmp_path, tmp_path / "serve.log")
+    server = LocalApi(tmp_path, tmp_path / "serve.log")
     assert server.request("GET", "/echo/x")[0] == 201
 
     assert server.stop(signal.SIGINT) == 0
