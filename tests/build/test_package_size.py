@@ -77,7 +77,14 @@ def test_package_fits_lambda_and_holds_only_serving_code(tmp_path_factory, funct
         assert not (layer / unused).exists(), unused
     leftovers = [p for p in layer.rglob("*") if p.name in ("tests", "__pycache__") or p.suffix in (".pyi", ".pyc")]
     assert leftovers == []
-    assert sorted(p.name for p in function_dir.iterdir()) == ["app.py", "model", "model.py", "openapi_doc.py"]
+    assert sorted(p.name for p in function_dir.iterdir()) == [
+        "api.py",
+        "app.py",
+        "model",
+        "model.py",
+        "openapi_doc.py",
+        "predict.py",
+    ]
 
 
 LOCAL_ONLY = pytest.mark.skipif(platform.machine() != "x86_64", reason="the layer's wheels are built for x86_64 here")
@@ -164,7 +171,7 @@ def test_package_function_ships_hash_based_bytecode(tmp_path):
     )
 
     tag = f"cpython-{LOCAL_VERSION.replace('.', '')}"
-    for module in ("app", "model", "openapi_doc"):
+    for module in ("api", "app", "model", "openapi_doc", "predict"):
         bytecode = artifacts / "__pycache__" / f"{module}.{tag}.pyc"
         assert bytecode.read_bytes()[4:8] == (1).to_bytes(4, "little"), module  # unchecked: /var/task is read-only
 

@@ -127,7 +127,7 @@ def test_predict_threads_sharing_the_session_match_serial(load_predict_app, digi
     ]
 
     def score(body):
-        return app.MODEL.predict(app.parse_instances(body, app.MODEL.row_shape))
+        return app.MODEL.predict(app.predict.parse_instances(body, app.MODEL.row_shape, app.MAX_BATCH))
 
     serial = [score(body) for body in bodies]
     with ThreadPoolExecutor(max_workers=32) as pool:

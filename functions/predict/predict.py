@@ -1,0 +1,136 @@
+"""POST /predict's work, from an API Gateway event to the answer's JSON: no routing, no logging, no metrics.
+
+For a tabular model JSON handling, not the model, dominates a request: the body is parsed once with
+orjson and turned into one numpy array, whose dtype, shape and finiteness numpy checks. Checking each
+number in Python (or with pydantic) would cost more than the model, and pydantic's import would add to
+every cold start. openapi_doc.py describes the same body for the OpenAPI document.
+"""
+
+import binascii
+import contextlib
+import json
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+from model import Model
+
+
+class ApiError(Exception):
+    """A request we refuse: becomes `{"error": {"code", "message"}}` with its HTTP status."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+    def document(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+def model_unavailable(load_error: str | None) -> ApiError:
+    return ApiError(503, "model_unavailable", f"the model is not loaded: {load_error}")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The answer to one request, and what the function records about it."""
+
+    answer: dict[str, Any]
+    rows: int
+    model_ms: float
+
+
+def serialize(document: Any) -> str:
+    # orjson writes numpy arrays directly, so probabilities never become Python lists of floats.
+    return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+
+
+def predict(ready: Model, event: Mapping[str, Any], max_batch: int) -> Prediction:
+    """Score the event's `instances` with the model, or raise ApiError."""
+    batch = parse_instances(read_body(event), ready.row_shape, max_batch)
+    started = time.perf_counter()
+    scores = ready.predict(batch)
+    model_ms = (time.perf_counter() - started) * 1000.0
+    return Prediction(answer(ready, scores), len(batch), model_ms)
+
+
+def answer(ready: Model, scores: npt.NDArray[np.float32]) -> dict[str, Any]:
+    identity = {"name": ready.name, "version": ready.version}
+    if ready.task == "regression":
+        return {"predictions": scores, "model": identity}
+    labels = ready.labels
+    return {
+        "predictions": [labels[index] for index in scores.argmax(axis=1).tolist()],
+        "probabilities": scores,
+        "labels": labels,
+        "model": identity,
+    }
+
+
+def read_body(event: Mapping[str, Any]) -> bytes | str:
+    # API Gateway's HTTP API (payload 2.0) sends header names in lower case.
+    content_type = ((event.get("headers") or {}).get("content-type") or "application/json").split(";")[0]
+    content_type = content_type.strip().lower()
+    if content_type != "application/json" and not content_type.endswith("+json"):
+        raise ApiError(415, "unsupported_media_type", f"send Content-Type: application/json, not {content_type}")
+    body: str = event.get("body") or ""
+    if not event.get("isBase64Encoded"):
+        return body
+    try:
+        return binascii.a2b_base64(body, strict_mode=True)  # what base64.b64decode does, without its import
+    except (binascii.Error, ValueError) as error:
+        raise ApiError(400, "invalid_json", f"the body is flagged base64 but is not valid base64: {error}") from error
+
+
+def reject_non_finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ApiError(422, "non_finite", f"instances must be finite numbers, got {text}")
+    return value
+
+
+def parse_json(body: bytes | str) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        # orjson refuses NaN, Infinity and 1e999 as syntax errors; name them instead: they are a data mistake.
+        with contextlib.suppress(ValueError, RecursionError):  # too deep or not JSON at all: the 400 below
+            json.loads(
+                body, parse_constant=reject_non_finite, parse_float=reject_non_finite, parse_int=reject_non_finite
+            )
+        raise ApiError(400, "invalid_json", f"the body is not valid UTF-8 JSON: {error}") from error
+
+
+def parse_instances(body: bytes | str, row_shape: tuple[int, ...], max_batch: int) -> npt.NDArray[np.float32]:
+    """The body's `instances` as a float32 array of shape [n, *row_shape], or an ApiError."""
+    document = parse_json(body)
+    instances = document.get("instances") if isinstance(document, dict) else None
+    if not isinstance(instances, list) or not instances:
+        raise ApiError(422, "invalid_instances", 'send {"instances": [[...], ...]}: a non-empty list of rows')
+    if not isinstance(instances[0], list):
+        raise ApiError(422, "invalid_instances", f"each instance must be a list of shape {list(row_shape)}")
+    if len(instances) > max_batch:
+        raise ApiError(413, "batch_too_large", f"at most {max_batch} instances per request, got {len(instances)}")
+    try:
+        batch = np.array(instances)
+    except ValueError as error:  # ragged rows
+        raise ApiError(422, "invalid_instances", f"every instance must have shape {list(row_shape)}") from error
+    if batch.dtype.kind not in "iuf":
+        raise ApiError(422, "invalid_instances", "instances must contain numbers only")
+    if batch.shape[1:] != row_shape:
+        raise ApiError(
+            422, "invalid_instances", f"every instance must have shape {list(row_shape)}, got {list(batch.shape[1:])}"
+        )
+    if batch.dtype.kind != "f":
+        return batch.astype(np.float32)  # JSON integers (at most 64 bits) are all finite in float32
+    with np.errstate(over="ignore"):  # a float64 beyond float32's range becomes inf, refused just below
+        features = batch.astype(np.float32)
+    if not np.isfinite(features).all():
+        row = int(np.argmin(np.isfinite(features).reshape(len(features), -1).all(axis=1)))
+        raise ApiError(422, "non_finite", f"instance {row} holds a value that is not a finite float32 number")
+    return features
