@@ -11,12 +11,18 @@ torch.onnx.export(dynamo=True), it measures:
 Fairness: cold starts run in shuffled rounds of every contender for both models, so the machine's
 load hits all alike; a cold-start ratio is the median of each round's ratio. Warm figures are taken
 round-robin, each round in a shuffled order, in one process on the same inputs. Our function runs
-from the folders the SAM Makefiles build, layer and function with bytecode, with `python -S`
-(nothing else importable) and PYTHONDONTWRITEBYTECODE (Lambda's /var/task is read-only), in Lambda's
-environment variables: LAMBDA_TASK_ROOT and an X-Ray trace header with Sampled=1, so Tracer is active
-and sends every subsegment (to 127.0.0.1, where nothing listens).
+from the folders the SAM Makefiles build, layer and function with bytecode, with `python -S` and
+only what Lambda's python3.12 runtime can import (the stdlib, function, layer, then boto3 and its
+dependencies, as the runtime ships them) and PYTHONDONTWRITEBYTECODE (Lambda's /var/task is
+read-only), in Lambda's environment variables as template.yaml sets them by default: LAMBDA_TASK_ROOT,
+an X-Ray trace header with Sampled=1, and POWERTOOLS_TRACE_DISABLED=true.
+Rows marked `info` have no goal; they say where the time goes: the function with tracing on
+(PowertoolsTraceDisabled=false: Tracer sends every subsegment to 127.0.0.1, where nothing listens);
+the floors any such function stands on, bare + `import aws_lambda_powertools` for a cold start and,
+warm, a minimal handler (orjson → session.run → orjson in one call, no checks, logs or metrics);
+and powertools' share of each request (its Logger and Metrics wrappers around two metrics).
 
-Run: .venv/bin/python benchmarks/serving.py [--quick] [--rounds 7] [--source CHECKOUT] [--work DIR]
+Run: .venv/bin/python benchmarks/serving.py [--quick] [--rounds 11] [--source CHECKOUT] [--work DIR]
 """
 
 import argparse
@@ -57,12 +63,14 @@ LAMBDA_ENV = {
     "_X_AMZN_TRACE_ID": "Root=1-6745d2de-0a1b2c3d4e5f60718293a4b5;Parent=53995c3f42cd8ad8;Sampled=1",
     "POWERTOOLS_SERVICE_NAME": "predict",
     "POWERTOOLS_METRICS_NAMESPACE": "ServerlessML",
+    "POWERTOOLS_TRACE_DISABLED": "true",
     "MODEL_DIR": "model",
     "MAX_BATCH": "256",
     "ORT_INTRA_OP_THREADS": "1",
     "PYTHONDONTWRITEBYTECODE": "1",
     "PATH": "/usr/bin:/bin",
 }
+TRACED_ENV = {"POWERTOOLS_TRACE_DISABLED": "false"}
 CONTEXT = """
 class Context:
     function_name, function_version, memory_limit_in_mb, aws_request_id = "PredictFunction", "$LATEST", 1024, "id"
@@ -85,7 +93,7 @@ class Effort:
 
 
 SPECS = [Spec("digits-mlp", (128, 128)), Spec("wide-mlp", (1024, 1024, 1024))]
-FULL, QUICK = Effort(rounds=7, warmup=200, n1=2000, n64=500), Effort(rounds=3, warmup=100, n1=800, n64=200)
+FULL, QUICK = Effort(rounds=11, warmup=200, n1=2000, n64=500), Effort(rounds=3, warmup=100, n1=800, n64=200)
 
 
 class Classifier(nn.Module):
@@ -218,10 +226,13 @@ def run_python(args: list[str], env: dict[str, str], cwd: Path) -> float:
     return elapsed
 
 
-def cold_start_scripts(function: Path, layer: Path, state_path: Path, spec: Spec) -> dict[str, list[str]]:
+def cold_start_scripts(
+    function: Path, layer: Path, runtime: Path, state_path: Path, spec: Spec
+) -> dict[str, list[str]]:
     ours = f"""
 import json, sys
 sys.path[:0] = [{str(function)!r}, {str(layer)!r}]
+sys.path.append({str(runtime)!r})
 import app
 {CONTEXT}
 response = app.lambda_handler(json.loads(open({str(EVENT)!r}).read()), Context())
@@ -230,6 +241,7 @@ assert response["statusCode"] == 200, response
     bare = f"""
 import json, sys
 sys.path[:0] = [{str(layer)!r}]
+sys.path.append({str(runtime)!r})
 import numpy as np, onnxruntime as ort
 event = json.loads(open({str(EVENT)!r}).read())
 features = np.asarray(json.loads(event["body"])["instances"], dtype=np.float32)
@@ -265,9 +277,14 @@ with torch.no_grad():
     probabilities = model(torch.tensor(json.loads(event["body"])["instances"], dtype=torch.float32))
 print(json.dumps({{"predictions": probabilities.argmax(dim=1).tolist(), "probabilities": probabilities.tolist()}}))
 """
+    # The floor for any function that uses powertools: bare plus the import of its package.
+    with_powertools = bare.replace("onnxruntime as ort\n", "onnxruntime as ort\nimport aws_lambda_powertools\n")
+    assert with_powertools != bare
     return {
         "ours": [sys.executable, "-S", "-c", ours],
+        "ours traced": [sys.executable, "-S", "-c", ours],  # run with TRACED_ENV
         "bare": [sys.executable, "-S", "-c", bare],
+        "bare + powertools": [sys.executable, "-S", "-c", with_powertools],
         "naive": [sys.executable, "-c", naive],
     }
 
@@ -282,17 +299,26 @@ def measure_cold_starts(
     for _ in range(rounds):
         shuffler.shuffle(order)  # no contender always runs right after a slow one, or first in a quiet moment
         for key in order:
-            spec_name = key[0]
-            times[key].append(run_python(scripts[key], envs[spec_name], cwds[spec_name]))
+            spec_name, contender = key
+            env = envs[spec_name] | (TRACED_ENV if contender == "ours traced" else {})
+            times[key].append(run_python(scripts[key], env, cwds[spec_name]))
     return times
 
 
 WARM = """
 import json, random, sys, time
 sys.path[:0] = [{function!r}, {layer!r}]
+sys.path.append({runtime!r})
 import app, numpy as np, orjson
 {context}
 context = Context()
+
+def observe(event, context):
+    # What powertools adds to each prediction: the Logger and Metrics wrappers and the two metrics.
+    app.metrics.add_metric(name="Predictions", unit="Count", value=1)
+    app.metrics.add_metric(name="ModelLatency", unit="Milliseconds", value=0.1)
+    return {{}}
+powertools = app.with_observability(observe)
 event = json.loads(open({event!r}).read())
 rows = np.loadtxt({digits!r}, delimiter=",", skiprows=1, dtype=np.float32)[:, :-1]
 
@@ -327,15 +353,26 @@ for batch, n in ((1, {n1}), (64, {n64})):
         predictions = [labels[i] for i in probabilities.argmax(axis=1).tolist()]
         answer = {{"predictions": predictions, "probabilities": probabilities, "labels": labels, "model": {{}}}}
         orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
-    results[batch] = percentiles({{"handler": handler, "run": run, "io": io}}, n, {warmup})
+    def minimal():
+        # The floor for any handler: the same work in one call, with no checks, logs or metrics.
+        x = np.asarray(orjson.loads(request["body"])["instances"], dtype=np.float32)
+        (scores,) = app.MODEL.session.run(["probabilities"], {{"features": x}})
+        predictions = [labels[i] for i in scores.argmax(axis=1).tolist()]
+        answer = {{"predictions": predictions, "probabilities": scores, "labels": labels, "model": {{}}}}
+        orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
+    calls = {{"handler": handler, "run": run, "io": io, "minimal": minimal}}
+    calls["powertools"] = lambda: powertools(request, context)
+    results[batch] = percentiles(calls, n, {warmup})
 open({out!r}, "w").write(json.dumps(results))
 """
 
 
-def measure_warm(function: Path, layer: Path, env: dict[str, str], out: Path, effort: Effort) -> dict[int, Any]:
+def measure_warm(
+    function: Path, layer: Path, runtime: Path, env: dict[str, str], out: Path, effort: Effort
+) -> dict[int, Any]:
     script = WARM.format(
-        function=str(function), layer=str(layer), context=CONTEXT, event=str(EVENT), digits=str(DIGITS),
-        out=str(out), n1=effort.n1, n64=effort.n64, warmup=effort.warmup,
+        function=str(function), layer=str(layer), runtime=str(runtime), context=CONTEXT, event=str(EVENT),
+        digits=str(DIGITS), out=str(out), n1=effort.n1, n64=effort.n64, warmup=effort.warmup,
     )  # fmt: skip
     run_python([sys.executable, "-S", "-c", script], env, function)
     return {int(batch): figures for batch, figures in json.loads(out.read_text()).items()}
@@ -373,6 +410,20 @@ def distribution_closure(name: str) -> set[str]:
     return seen
 
 
+def lambda_runtime_packages(folder: Path) -> Path:
+    """boto3 and its dependencies, which Lambda's python3.12 runtime can import (powertools imports botocore)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for name in distribution_closure("boto3"):
+        for file in importlib.metadata.distribution(name).files or []:
+            top = file.parts[0]
+            if top.endswith((".dist-info", ".data")) or top in ("..", "__pycache__") or (folder / top).exists():
+                continue
+            site = Path(str(file.locate())).parents[len(file.parts) - 1]
+            (folder / top).symlink_to(site / top)
+    return folder
+
+
 def distribution_size(names: set[str]) -> int:
     total = 0
     for name in names:
@@ -384,11 +435,13 @@ def distribution_size(names: set[str]) -> int:
 
 
 def row(
-    label: str, ours: float, base: float | None, unit: str, goal: str, met: bool, ratio: float | None = None
+    label: str, ours: float, base: float | None, unit: str, goal: str, met: bool | None, ratio: float | None = None
 ) -> str:
+    """A line of the table; met=None for a figure shown as information, without a goal."""
     ratio = ratio or (ours / base if base else None)
     baseline, shown = (f"{base:,.1f} {unit}", f"{ratio:.2f}x") if base and ratio else ("", "")
-    return f"| {label} | {ours:,.1f} {unit} | {baseline} | {shown} | {goal} | {'PASS' if met else 'MISS'} |"
+    result = "info" if met is None else "PASS" if met else "MISS"
+    return f"| {label} | {ours:,.1f} {unit} | {baseline} | {shown} | {goal} | {result} |"
 
 
 def paired_ratio(ours: list[float], baseline: list[float]) -> float:
@@ -412,9 +465,13 @@ def build(source: Path, work: Path) -> tuple[dict[str, Path], dict[str, Path]]:
 
 
 def figures(
-    cold: dict[tuple[str, str], list[float]], warm: dict[str, dict[int, Any]], layers: dict[str, Path], function: Path
+    cold: dict[tuple[str, str], list[float]],
+    warm: dict[str, dict[int, Any]],
+    traced: dict[int, Any],
+    layers: dict[str, Path],
+    function: Path,
 ) -> list[str]:
-    """The table of figures, each with its goal and PASS or MISS."""
+    """The table of figures, each with its goal and PASS or MISS, or `info`."""
     lines = ["| figure | ours | baseline | ratio | goal | result |", "|---|---|---|---|---|---|"]
     for spec in SPECS:
         ours = statistics.median(cold[spec.name, "ours"]) * 1e3
@@ -424,6 +481,12 @@ def figures(
             lines.append(
                 row(f"{spec.name} cold start vs {label}", ours, base, "ms", f"<= {limit}x", ratio <= limit, ratio)
             )
+        base = statistics.median(cold[spec.name, "bare"]) * 1e3
+        for contender in ("ours traced", "bare + powertools"):
+            ratio = paired_ratio(cold[spec.name, contender], cold[spec.name, "bare"])
+            ms = statistics.median(cold[spec.name, contender]) * 1e3
+            label = {"ours traced": "ours, tracing on,", "bare + powertools": "bare + powertools' import"}[contender]
+            lines.append(row(f"{spec.name} cold start {label} vs bare onnxruntime", ms, base, "ms", "-", None, ratio))
         for batch in (1, 64):
             for stat in ("p50", "p99"):
                 handler, run, io = (warm[spec.name][batch][name][stat] for name in ("handler", "run", "io"))
@@ -435,6 +498,17 @@ def figures(
                 lines.append(
                     row(f"{spec.name} warm {stat} batch {batch} vs session.run", handler, run, "us", goal, met)
                 )
+            minimal, run, io = (warm[spec.name][batch][name]["p50"] for name in ("minimal", "run", "io"))
+            goal = f"excess {minimal - run:,.0f}, io {io:,.0f} us" if batch > 1 else "-"
+            lines.append(row(f"{spec.name} warm p50 batch {batch}, minimal handler, vs session.run",
+                             minimal, run, "us", goal, None))  # fmt: skip
+    digits = SPECS[0].name
+    for batch in (1, 64):
+        run = warm[digits][batch]["run"]["p50"]
+        lines.append(row(f"{digits} warm p50 batch {batch}, powertools' share (Logger, Metrics) vs session.run",
+                         warm[digits][batch]["powertools"]["p50"], run, "us", "-", None))  # fmt: skip
+        lines.append(row(f"{digits} warm p50 batch {batch}, tracing on, vs session.run",
+                         traced[batch]["handler"]["p50"], traced[batch]["run"]["p50"], "us", "-", None))  # fmt: skip
     ours_unzipped = folder_size(layers["arm64"]) + folder_size(function)
     ours_zipped = zipped_size(layers["arm64"]) + zipped_size(function)
     torch_unzipped = distribution_size(distribution_closure("torch"))
@@ -447,7 +521,7 @@ def figures(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 rounds of cold starts and fewer warm calls")
-    parser.add_argument("--rounds", type=int, help="cold starts per contender (default 7, 3 with --quick)")
+    parser.add_argument("--rounds", type=int, help="cold starts per contender (default 11, 3 with --quick)")
     parser.add_argument("--source", type=Path, default=ROOT, help="checkout whose function and layer to measure")
     parser.add_argument("--work", type=Path, default=ROOT / "build" / "bench-serving")
     args = parser.parse_args()
@@ -461,12 +535,13 @@ def main() -> None:
 
     print(f"building {source}: layers for this machine ({ARCH}, python {PYTHON_VERSION}) and Lambda (arm64)")
     layers, functions = build(source, work)
+    runtime = lambda_runtime_packages(work / "runtime")
     envs = {spec.name: LAMBDA_ENV | {"LAMBDA_TASK_ROOT": str(functions[spec.name])} for spec in SPECS}
     scripts = {
         (spec.name, contender): command
         for spec in SPECS
         for contender, command in cold_start_scripts(
-            functions[spec.name], layers["local"], work / spec.name / "model.pt", spec
+            functions[spec.name], layers["local"], runtime, work / spec.name / "model.pt", spec
         ).items()
     }
     print(f"cold starts: {rounds} rounds of {len(scripts)} contenders, shuffled")
@@ -474,15 +549,19 @@ def main() -> None:
     warm = {}
     for spec in SPECS:
         print(f"{spec.name}: warm latency")
-        warm[spec.name] = measure_warm(functions[spec.name], layers["local"], envs[spec.name],
+        warm[spec.name] = measure_warm(functions[spec.name], layers["local"], runtime, envs[spec.name],
                                        work / spec.name / "warm.json", effort)  # fmt: skip
-    lines = figures(cold, warm, layers, functions[SPECS[0].name])
+    digits = SPECS[0].name
+    print(f"{digits}: warm latency with tracing on")
+    traced = measure_warm(functions[digits], layers["local"], runtime, envs[digits] | TRACED_ENV,
+                          work / digits / "warm-traced.json", effort)  # fmt: skip
+    lines = figures(cold, warm, traced, layers, functions[digits])
 
     spread = ["| cold start | median | min | max |", "|---|---|---|---|"]
     for (spec_name, contender), values in cold.items():
         low, mid, high = min(values) * 1e3, statistics.median(values) * 1e3, max(values) * 1e3
         spread.append(f"| {spec_name} {contender} | {mid:,.0f} ms | {low:,.0f} ms | {high:,.0f} ms |")
-    results = {"cold_s": {f"{s} {c}": v for (s, c), v in cold.items()}, "warm_us": warm}
+    results = {"cold_s": {f"{s} {c}": v for (s, c), v in cold.items()}, "warm_us": warm, "traced_warm_us": traced}
     (work / "results.json").write_text(json.dumps(results, indent=1))
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}, "
           f"onnxruntime {ort.__version__}; load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after; "
