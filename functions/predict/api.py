@@ -1,7 +1,7 @@
 """Every route behind powertools' APIGatewayHttpResolver, which also writes the OpenAPI document.
 
 app.py builds this resolver on the first request that is not POST /predict: importing powertools'
-event handler costs ~150 ms of cold start and routing ~0.1 ms per request, more than a small model
+event handler costs ~120 ms of cold start and routing ~0.1 ms per request, more than a small model
 takes (benchmarks/serving.py). POST /predict is registered here too, so the document describes it
 and a request that reaches the resolver gets the same answer as one app.py sends straight through.
 """
