@@ -20,22 +20,12 @@ from pathlib import Path
 from typing import NoReturn
 
 from sml.aws import aws_errors
-from sml.aws_commands import (
-    ENDPOINT_EXAMPLES,
-    add_aws_arguments,
-    aws_session,
-    configure_endpoint,
-    configure_logs,
-    configure_status,
-    configure_submit,
-    run_endpoint,
-    run_logs,
-    run_status,
-    run_submit,
-)
+from sml.aws_commands import add_aws_arguments, aws_session, configure_logs, configure_status, run_logs, run_status
+from sml.endpoint_command import ENDPOINT_EXAMPLES, configure_endpoint, run_endpoint
 from sml.errors import UserError
 from sml.events import read_event
 from sml.server import LocalApi, serve
+from sml.submit_command import configure_submit, run_submit
 from sml.template import Function, Template, load_template
 from sml.worker import FunctionWorker, lambda_environment, read_env_vars_file
 
