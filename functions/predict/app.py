@@ -15,9 +15,9 @@ Every refusal is `{"error": {"code", "message"}}` with one of these statuses:
 
 The cold path imports only what POST /predict needs: POST /predict goes straight to predict.py, and
 the other routes to powertools' resolver (api.py), built on the first of them. Tracer() imports the
-X-Ray SDK even when disabled, so it is built only when it will trace: POWERTOOLS_TRACE_DISABLED=false
-in Lambda (template.yaml's HandlerTracing). Environment: MODEL_DIR, MAX_BATCH, ORT_INTRA_OP_THREADS.
-Costs: benchmarks/serving.py.
+X-Ray SDK even when disabled, so it is built only when it will trace: in Lambda, unless
+POWERTOOLS_TRACE_DISABLED (template.yaml's PowertoolsTraceDisabled, true by default). Environment:
+MODEL_DIR, MAX_BATCH, ORT_INTRA_OP_THREADS. Costs: benchmarks/serving.py.
 """
 
 import os
