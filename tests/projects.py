@@ -17,6 +17,34 @@ ROOT = Path(__file__).resolve().parents[1]
 SML = Path(sys.executable).with_name("sml")
 
 
+def run_sml(
+    *args: str | Path,
+    cwd: Path | None = None,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    """`sml ARGS` as a user's shell runs it, in `cwd`; its output captured as text."""
+    return subprocess.run(
+        [str(SML), *map(str, args)],
+        cwd=cwd,
+        input=stdin,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def echo_project(root: Path, app: str, template: str) -> Path:
+    """A project under `root`: `template` as template.yaml and `app` as echo/app.py."""
+    (root / "echo").mkdir()
+    (root / "echo" / "app.py").write_text(app)
+    (root / "template.yaml").write_text(template)
+    return root
+
+
 def copy_function(root: Path) -> Path:
     """functions/predict under `root`, without the model (and bytecode) this checkout holds."""
     target = root / "functions" / "predict"

@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import urllib.request
 from contextlib import ExitStack, suppress
@@ -29,9 +28,9 @@ import boto3
 import pytest
 
 from tests.aws.moto_server import FAKE_CREDENTIALS, moto_server
+from tests.projects import run_sml
 
 ROOT = Path(__file__).resolve().parents[2]
-SML = Path(sys.executable).with_name("sml")
 STACK_NAME = "serverless-ml-test"
 BUCKET = "serverless-ml-artifacts"
 TRAINING_LOG_GROUP = "/serverless-ml/training"
@@ -117,15 +116,7 @@ class FakeStack:
 
     def sml(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         """`sml ARGS` in the project folder, as a user's shell runs it."""
-        return subprocess.run(
-            [str(SML), *args],
-            cwd=self.project,
-            env=env or dict(os.environ),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        return run_sml(*args, cwd=self.project, env=env or dict(os.environ))
 
     def model_files(self) -> dict[str, bytes]:
         folder = self.project / "functions" / "predict" / "model"

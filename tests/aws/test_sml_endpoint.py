@@ -4,7 +4,6 @@ import csv
 import json
 import re
 import secrets
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -22,12 +21,11 @@ from botocore.credentials import Credentials
 
 from tests.aws.stack import (
     ROOT,
-    SML,
     FakeStack,
     create_output_stack,
     fixture_aws_stack,  # noqa: F401  (a fixture)
 )
-from tests.projects import LocalApi, predict_project
+from tests.projects import LocalApi, predict_project, run_sml
 
 SERVED_MAX_BATCH = 8  # the served function's MAX_BATCH, far below sml's default of 256
 
@@ -67,10 +65,6 @@ def digit_rows(count: int) -> np.ndarray:
     return np.random.default_rng(7).uniform(0.0, 16.0, size=(count, 64)).round(3)
 
 
-def run_sml(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(SML), *args], cwd=cwd, capture_output=True, text=True, timeout=60, check=False)
-
-
 def test_endpoint_predict_splits_rows_into_batches_and_joins_the_answers(
     served: tuple[str, Path], digits_bundle: Path, tmp_path: Path
 ) -> None:
@@ -79,8 +73,8 @@ def test_endpoint_predict_splits_rows_into_batches_and_joins_the_answers(
     (tmp_path / "rows.json").write_text(json.dumps({"instances": rows.tolist()}))
     since = len(log.read_text())
 
-    result = run_sml(tmp_path, "endpoint", "predict", "--file", "rows.json", "--url", url, "--max-batch", "8",
-                     "--out", "predictions.json")  # fmt: skip
+    result = run_sml("endpoint", "predict", "--file", "rows.json", "--url", url, "--max-batch", "8",
+                     "--out", "predictions.json", cwd=tmp_path)  # fmt: skip
 
     assert result.returncode == 0, result.stderr
     answer = json.loads((tmp_path / "predictions.json").read_text())
@@ -99,7 +93,7 @@ def test_endpoint_predict_halves_a_batch_the_function_refuses_as_too_large(
     (tmp_path / "rows.json").write_text(json.dumps(rows.tolist()))
     since = len(log.read_text())
 
-    result = run_sml(tmp_path, "endpoint", "predict", "--file", "rows.json", "--url", url)
+    result = run_sml("endpoint", "predict", "--file", "rows.json", "--url", url, cwd=tmp_path)
 
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["predictions"] == expected(digits_bundle, rows)[0]
@@ -118,7 +112,7 @@ def test_endpoint_predict_reads_csv_columns_by_the_model_feature_names(
         writer.writerow(["label", *(names[i] for i in order)])
         writer.writerows([["3", *(row[i] for i in order)] for row in rows.tolist()])
 
-    result = run_sml(tmp_path, "endpoint", "predict", "--file", "rows.csv", "--url", url)
+    result = run_sml("endpoint", "predict", "--file", "rows.csv", "--url", url, cwd=tmp_path)
 
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["predictions"] == expected(digits_bundle, rows)[0]

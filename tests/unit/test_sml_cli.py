@@ -2,17 +2,11 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from sml.cli import COMMANDS, main
-
-SML = Path(sys.executable).with_name("sml")
-
-
-def run_sml(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(SML), *args], capture_output=True, text=True, timeout=60, check=False)
+from tests.projects import run_sml
 
 
 def test_sml_help_lists_every_subcommand_with_an_example():

@@ -3,7 +3,6 @@
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,6 @@ from tests import projects
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS_DIR = ROOT / "events"
-SML = Path(sys.executable).with_name("sml")
 
 ECHO_APP = '''
 """A test function that answers with what it received, and fails or hangs on request."""
@@ -78,9 +76,7 @@ Resources:
 
 
 def run_sml(*args: str | Path, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(SML), *map(str, args)], cwd=cwd, input=stdin, capture_output=True, text=True, timeout=120, check=False
-    )
+    return projects.run_sml(*args, cwd=cwd, stdin=stdin, timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -91,11 +87,7 @@ def predict_project(tmp_path_factory: pytest.TempPathFactory, digits_bundle: Pat
 
 @pytest.fixture(scope="module")
 def echo_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("echo-project")
-    (root / "echo").mkdir()
-    (root / "echo" / "app.py").write_text(ECHO_APP)
-    (root / "template.yaml").write_text(ECHO_TEMPLATE)
-    return root
+    return projects.echo_project(tmp_path_factory.mktemp("echo-project"), ECHO_APP, ECHO_TEMPLATE)
 
 
 def reply(result: subprocess.CompletedProcess[str]) -> tuple[int, Any]:

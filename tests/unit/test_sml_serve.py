@@ -13,10 +13,9 @@ from typing import Any
 
 import pytest
 
-from tests.projects import LocalApi, predict_project
+from tests.projects import LocalApi, echo_project, predict_project
 
 ROOT = Path(__file__).resolve().parents[2]
-SML = Path(sys.executable).with_name("sml")
 SIX_MB = 6 * 1024 * 1024
 
 ECHO_APP = '''
@@ -69,10 +68,7 @@ Resources:
 
 @pytest.fixture(scope="module")
 def echo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalApi]:
-    root = tmp_path_factory.mktemp("echo-serve")
-    (root / "echo").mkdir()
-    (root / "echo" / "app.py").write_text(ECHO_APP)
-    (root / "template.yaml").write_text(ECHO_TEMPLATE)
+    root = echo_project(tmp_path_factory.mktemp("echo-serve"), ECHO_APP, ECHO_TEMPLATE)
     server = LocalApi(root, root / "serve.log")
     yield server
     assert server.stop() == 0, server.log.read_text()
@@ -225,10 +221,7 @@ def test_sml_serve_logs_one_line_per_request(echo_server):
 
 
 def test_sml_serve_stops_cleanly_on_sigint(tmp_path):
-    (tmp_path / "echo").mkdir()
-    (tmp_path / "echo" / "app.py").write_text(ECHO_APP)
-    (tmp_path / "template.yaml").write_text(ECHO_TEMPLATE)
-    server = LocalApi(tmp_path, tmp_path / "serve.log")
+    server = LocalApi(echo_project(tmp_path, ECHO_APP, ECHO_TEMPLATE), tmp_path / "serve.log")
     assert server.request("GET", "/echo/x")[0] == 201
 
     assert server.stop(signal.SIGINT) == 0
