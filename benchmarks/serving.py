@@ -228,7 +228,8 @@ def run_python(args: list[str], env: dict[str, str], cwd: Path) -> float:
 
 def cold_start_scripts(
     function: Path, layer: Path, runtime: Path, state_path: Path, spec: Spec
-) -> dict[str, list[str]]:
+) -> dict[str, tuple[list[str], dict[str, str]]]:
+    """Each contender's command line, and the variables it sets over the model's Lambda environment."""
     ours = f"""
 import json, sys
 sys.path[:0] = [{str(function)!r}, {str(layer)!r}]
@@ -281,27 +282,26 @@ print(json.dumps({{"predictions": probabilities.argmax(dim=1).tolist(), "probabi
     with_powertools = bare.replace("onnxruntime as ort\n", "onnxruntime as ort\nimport aws_lambda_powertools\n")
     assert with_powertools != bare
     return {
-        "ours": [sys.executable, "-S", "-c", ours],
-        "ours traced": [sys.executable, "-S", "-c", ours],  # run with TRACED_ENV
-        "bare": [sys.executable, "-S", "-c", bare],
-        "bare + powertools": [sys.executable, "-S", "-c", with_powertools],
-        "naive": [sys.executable, "-c", naive],
+        "ours": ([sys.executable, "-S", "-c", ours], {}),
+        "ours traced": ([sys.executable, "-S", "-c", ours], TRACED_ENV),
+        "bare": ([sys.executable, "-S", "-c", bare], {}),
+        "bare + powertools": ([sys.executable, "-S", "-c", with_powertools], {}),
+        "naive": ([sys.executable, "-c", naive], {}),
     }
 
 
 def measure_cold_starts(
-    scripts: dict[tuple[str, str], list[str]], envs: dict[str, dict[str, str]], cwds: dict[str, Path], rounds: int
+    runs: dict[tuple[str, str], tuple[list[str], dict[str, str], Path]], rounds: int
 ) -> dict[tuple[str, str], list[float]]:
-    """Seconds per cold start of each (model, contender), in rounds of every contender in a shuffled order."""
-    times: dict[tuple[str, str], list[float]] = {key: [] for key in scripts}
-    order = list(scripts)
+    """Seconds per cold start of each (model, contender): its command, environment and folder, run in
+    rounds of every contender in a shuffled order."""
+    times: dict[tuple[str, str], list[float]] = {key: [] for key in runs}
+    order = list(runs)
     shuffler = random.Random(0)
     for _ in range(rounds):
         shuffler.shuffle(order)  # no contender always runs right after a slow one, or first in a quiet moment
         for key in order:
-            spec_name, contender = key
-            env = envs[spec_name] | (TRACED_ENV if contender == "ours traced" else {})
-            times[key].append(run_python(scripts[key], env, cwds[spec_name]))
+            times[key].append(run_python(*runs[key]))
     return times
 
 
@@ -348,18 +348,19 @@ for batch, n in ((1, {n1}), (64, {n64})):
         assert app.lambda_handler(request, context)["statusCode"] == 200
     def run():
         app.MODEL.session.run(["probabilities"], {{"features": features}})
-    def io():
-        x = np.asarray(orjson.loads(body)["instances"], dtype=np.float32)
-        predictions = [labels[i] for i in probabilities.argmax(axis=1).tolist()]
-        answer = {{"predictions": predictions, "probabilities": probabilities, "labels": labels, "model": {{}}}}
-        orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
-    def minimal():
-        # The floor for any handler: the same work in one call, with no checks, logs or metrics.
-        x = np.asarray(orjson.loads(request["body"])["instances"], dtype=np.float32)
-        (scores,) = app.MODEL.session.run(["probabilities"], {{"features": x}})
+    def parse():
+        return np.asarray(orjson.loads(body)["instances"], dtype=np.float32)
+    def write(scores):
         predictions = [labels[i] for i in scores.argmax(axis=1).tolist()]
         answer = {{"predictions": predictions, "probabilities": scores, "labels": labels, "model": {{}}}}
         orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
+    def io():
+        parse()
+        write(probabilities)
+    def minimal():
+        # The floor for any handler: the same work in one call, with no checks, logs or metrics.
+        (scores,) = app.MODEL.session.run(["probabilities"], {{"features": parse()}})
+        write(scores)
     calls = {{"handler": handler, "run": run, "io": io, "minimal": minimal}}
     calls["powertools"] = lambda: powertools(request, context)
     results[batch] = percentiles(calls, n, {warmup})
@@ -482,10 +483,12 @@ def figures(
                 row(f"{spec.name} cold start vs {label}", ours, base, "ms", f"<= {limit}x", ratio <= limit, ratio)
             )
         base = statistics.median(cold[spec.name, "bare"]) * 1e3
-        for contender in ("ours traced", "bare + powertools"):
+        for contender, label in (
+            ("ours traced", "ours, tracing on,"),
+            ("bare + powertools", "bare + powertools' import"),
+        ):
             ratio = paired_ratio(cold[spec.name, contender], cold[spec.name, "bare"])
             ms = statistics.median(cold[spec.name, contender]) * 1e3
-            label = {"ours traced": "ours, tracing on,", "bare + powertools": "bare + powertools' import"}[contender]
             lines.append(row(f"{spec.name} cold start {label} vs bare onnxruntime", ms, base, "ms", "-", None, ratio))
         for batch in (1, 64):
             for stat in ("p50", "p99"):
@@ -537,15 +540,15 @@ def main() -> None:
     layers, functions = build(source, work)
     runtime = lambda_runtime_packages(work / "runtime")
     envs = {spec.name: LAMBDA_ENV | {"LAMBDA_TASK_ROOT": str(functions[spec.name])} for spec in SPECS}
-    scripts = {
-        (spec.name, contender): command
+    runs = {
+        (spec.name, contender): (command, envs[spec.name] | extra_env, functions[spec.name])
         for spec in SPECS
-        for contender, command in cold_start_scripts(
+        for contender, (command, extra_env) in cold_start_scripts(
             functions[spec.name], layers["local"], runtime, work / spec.name / "model.pt", spec
         ).items()
     }
-    print(f"cold starts: {rounds} rounds of {len(scripts)} contenders, shuffled")
-    cold = measure_cold_starts(scripts, envs, functions, rounds)
+    print(f"cold starts: {rounds} rounds of {len(runs)} contenders, shuffled")
+    cold = measure_cold_starts(runs, rounds)
     warm = {}
     for spec in SPECS:
         print(f"{spec.name}: warm latency")
