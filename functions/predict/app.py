@@ -37,6 +37,8 @@ if TYPE_CHECKING:  # imported on the first request that is not POST /predict
 
 MAX_BATCH = int(os.environ.get("MAX_BATCH", "256"))
 PREDICT_ROUTE = "POST /predict"
+# powertools' strtobool true values; it raises on any other value, we trace (a typo must not crash-loop init)
+TRUTHY = frozenset(("1", "y", "yes", "t", "true", "on"))
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 logger = Logger()
@@ -47,7 +49,7 @@ warnings.filterwarnings("ignore", "No application metrics to publish", UserWarni
 
 def tracing_enabled() -> bool:
     """Powertools' own rule for Tracer(): in Lambda (not `sam local`), unless POWERTOOLS_TRACE_DISABLED."""
-    disabled = os.environ.get("POWERTOOLS_TRACE_DISABLED", "false").strip().lower() in ("1", "true", "yes", "on")
+    disabled = os.environ.get("POWERTOOLS_TRACE_DISABLED", "false").strip().lower() in TRUTHY
     return not disabled and "LAMBDA_TASK_ROOT" in os.environ and "AWS_SAM_LOCAL" not in os.environ
 
 

@@ -122,6 +122,7 @@ def test_predict_cold_path_imports_only_what_predict_needs(digits_bundle):
         ({}, True),  # powertools' default in Lambda
         ({"POWERTOOLS_TRACE_DISABLED": "false", "AWS_SAM_LOCAL": "true"}, False),
         ({"POWERTOOLS_TRACE_DISABLED": "1"}, False),
+        ({"POWERTOOLS_TRACE_DISABLED": "T"}, False),
     ],
 )
 def test_predict_imports_the_xray_sdk_only_when_tracing(digits_bundle, env, traced):
