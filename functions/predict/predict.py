@@ -128,9 +128,13 @@ def parse_instances(body: bytes | str, row_shape: tuple[int, ...], max_batch: in
         )
     if batch.dtype.kind != "f":
         return batch.astype(np.float32)  # JSON integers (at most 64 bits) are all finite in float32
-    with np.errstate(over="ignore"):  # a float64 beyond float32's range becomes inf, refused just below
-        features = batch.astype(np.float32)
-    if not np.isfinite(features).all():
-        row = int(np.argmin(np.isfinite(features).reshape(len(features), -1).all(axis=1)))
-        raise ApiError(422, "non_finite", f"instance {row} holds a value that is not a finite float32 number")
-    return features
+    try:
+        # orjson refused NaN, Infinity and 1e999, so only the cast can yield a non-finite value (a float64
+        # beyond float32's range), and numpy's overflow flag says so: no isfinite pass on every request.
+        with np.errstate(over="raise"):
+            return batch.astype(np.float32)
+    except FloatingPointError:
+        with np.errstate(over="ignore"):
+            finite_rows = np.isfinite(batch.astype(np.float32)).reshape(len(batch), -1).all(axis=1)
+    row = int(np.argmin(finite_rows))
+    raise ApiError(422, "non_finite", f"instance {row} holds a value that is not a finite float32 number")

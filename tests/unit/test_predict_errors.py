@@ -129,6 +129,25 @@ def test_predict_accepts_json_variants(app, lambda_context, options, body):
     )
 
 
+@pytest.mark.parametrize(
+    ("value", "status"),
+    [(3.4028235e38, 200), (-3.40282356e38, 200), (3.4028236e38, 422), (-1e39, 422), (1e-46, 200)],
+    ids=["float32 max as numpy prints it", "rounds down to -max", "rounds up to inf", "-1e39", "underflows to 0"],
+)
+def test_predict_float32_range_is_exact(app, lambda_context, value, status):
+    # Values that round to a finite float32 are scored; the first that rounds to inf is refused by row.
+    got_status, got = post(app, lambda_context, json.dumps({"instances": [ROW, [*ROW[:5], value, *ROW[6:]]]}))
+
+    assert got_status == status
+    if status == 200:
+        assert len(got["predictions"]) == 2
+    else:
+        assert got["error"] == {
+            "code": "non_finite",
+            "message": "instance 1 holds a value that is not a finite float32 number",
+        }
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=8),
     lambda children: st.lists(children, max_size=6) | st.dictionaries(st.text(max_size=8), children, max_size=4),
