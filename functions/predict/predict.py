@@ -136,5 +136,5 @@ def parse_instances(body: bytes | str, row_shape: tuple[int, ...], max_batch: in
     except FloatingPointError:
         with np.errstate(over="ignore"):
             finite_rows = np.isfinite(batch.astype(np.float32)).reshape(len(batch), -1).all(axis=1)
-    row = int(np.argmin(finite_rows))
-    raise ApiError(422, "non_finite", f"instance {row} holds a value that is not a finite float32 number")
+        row = int(np.argmin(finite_rows))
+        raise ApiError(422, "non_finite", f"instance {row} holds a value that is not a finite float32 number") from None
