@@ -30,16 +30,16 @@ import model
 import predict
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
-if TYPE_CHECKING:  # imported on the first request that is not POST /predict
+if TYPE_CHECKING:  # annotations only: the cold path imports neither (the resolver comes with the first GET)
     from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 MAX_BATCH = int(os.environ.get("MAX_BATCH", "256"))
 PREDICT_ROUTE = "POST /predict"
 # powertools' strtobool true values; it raises on any other value, we trace (a typo must not crash-loop init)
 TRUTHY = frozenset(("1", "y", "yes", "t", "true", "on"))
-Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+Handler = Callable[[dict[str, Any], "LambdaContext"], dict[str, Any]]
 
 logger = Logger()
 metrics = Metrics()
@@ -92,7 +92,7 @@ def resolver() -> "APIGatewayHttpResolver":
     return api.build(MODEL, LOAD_ERROR, MAX_BATCH, answer_predict)
 
 
-def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def handle(event: dict[str, Any], context: "LambdaContext") -> dict[str, Any]:
     # API Gateway's request id, read directly: correlation_id_path would run a JMESPath query per request.
     logger.set_correlation_id((event.get("requestContext") or {}).get("requestId"))
     if event.get("routeKey") == PREDICT_ROUTE:

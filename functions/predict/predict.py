@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import orjson
-from model import Model
+from model import Float32Array, Model
 
 
 class ApiError(Exception):
@@ -59,7 +58,7 @@ def predict(ready: Model, event: Mapping[str, Any], max_batch: int) -> Predictio
     return Prediction(answer(ready, scores), len(batch), model_ms)
 
 
-def answer(ready: Model, scores: npt.NDArray[np.float32]) -> dict[str, Any]:
+def answer(ready: Model, scores: Float32Array) -> dict[str, Any]:
     identity = {"name": ready.name, "version": ready.version}
     if ready.task == "regression":
         return {"predictions": scores, "model": identity}
@@ -106,7 +105,7 @@ def parse_json(body: bytes | str) -> Any:
         raise ApiError(400, "invalid_json", f"the body is not valid UTF-8 JSON: {error}") from error
 
 
-def parse_instances(body: bytes | str, row_shape: tuple[int, ...], max_batch: int) -> npt.NDArray[np.float32]:
+def parse_instances(body: bytes | str, row_shape: tuple[int, ...], max_batch: int) -> Float32Array:
     """The body's `instances` as a float32 array of shape [n, *row_shape], or an ApiError."""
     document = parse_json(body)
     instances = document.get("instances") if isinstance(document, dict) else None

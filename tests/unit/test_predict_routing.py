@@ -75,7 +75,8 @@ class Context:
     invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:PredictFunction"
 
 def imported():
-    names = ("aws_lambda_powertools.event_handler", "aws_xray_sdk", "pydantic")
+    names = ("aws_lambda_powertools.event_handler", "aws_xray_sdk", "pydantic", "numpy.typing",
+             "aws_lambda_powertools.utilities.typing")
     return [name for name in names if name in sys.modules]
 
 report = {{"init": imported()}}
