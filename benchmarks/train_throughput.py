@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from training.config import TrainConfig, parse_config
+from training.config import TrainConfig
+from training.config_loading import parse_config
 from training.data import Splits, load_splits
 from training.loop import fit
 from training.models import Pipeline, build_model

@@ -15,7 +15,8 @@ import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 
-from training.config import ConfigError, TrainConfig, config_from_mapping, parse_config
+from training.config import ConfigError, TrainConfig
+from training.config_loading import config_from_mapping, parse_config
 from training.distributed import DEFAULT_MASTER_PORT, Rendezvous
 
 PREFIX = "TRAIN_"

@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from training.checkpoint import has_checkpoint, open_store
-from training.config import ConfigError, TrainConfig, config_from_mapping, parse_config
+from training.config import ConfigError, TrainConfig
+from training.config_loading import config_from_mapping, parse_config
 from training.distributed import DEFAULT_MASTER_PORT, Rendezvous
 from training.tables import READERS, DataError
 

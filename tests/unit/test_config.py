@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from training.config import ConfigError, TrainConfig, config_from_mapping, parse_config
+from training.config import ConfigError, TrainConfig
+from training.config_loading import config_from_mapping, parse_config
 
 
 def test_parse_config_defaults_train_on_the_bundled_digits() -> None:

@@ -1,0 +1,181 @@
+"""A TrainConfig from outside: command-line flags, a JSON/YAML settings file, SageMaker's string hyperparameters.
+
+Every value may arrive as a string; each is converted to its field's type, and a bad one is refused with a
+ConfigError that names the flag and what it expects.
+"""
+
+import argparse
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+import yaml
+
+from training.config import CHOICES, ConfigError, TrainConfig, flag
+
+
+def _field_kinds() -> dict[str, str]:
+    """Field name -> how its value is parsed: bool, int, float, str, str_list or int_list."""
+    kinds: dict[str, str] = {}
+    for field in fields(TrainConfig):
+        if get_origin(field.type) is tuple:
+            kinds[field.name] = f"{get_args(field.type)[0].__name__}_list"
+        else:
+            kinds[field.name] = type(field.default).__name__
+    return kinds
+
+
+EXPECTED = {
+    "bool": "true or false",
+    "int": "a whole number",
+    "float": "a number",
+    "int_list": "whole numbers like 1,8,8",
+}
+
+
+def _convert(name: str, value: Any, kind: str) -> Any:
+    """Turn a flag, file or SageMaker value (often a string) into the field's type."""
+    try:
+        if kind == "bool":
+            return _to_bool(value)
+        if kind == "int_list":
+            return tuple(
+                _to_int(item) for item in _split_items(value.replace("x", ",") if isinstance(value, str) else value)
+            )
+        if kind == "str_list":
+            return tuple(str(item) for item in _split_items(value))
+        if kind == "int":
+            return _to_int(value)
+        if kind == "float":
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{flag(name)}: expected {EXPECTED.get(kind, 'text')}, got {value!r}") from None
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(value)
+
+
+def _to_int(value: Any) -> int:
+    number = float(value) if isinstance(value, str | float) else value
+    if isinstance(number, bool) or not isinstance(number, int | float) or not float(number).is_integer():
+        raise ValueError(value)
+    return int(number)
+
+
+def _split_items(value: Any) -> list[Any]:
+    """ "a,b", "[1, 8, 8]" or a list -> items."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            parsed = json.loads(text)
+            if not isinstance(parsed, list):
+                raise ValueError(value)
+            return parsed
+        return [item.strip() for item in text.split(",") if item.strip()]
+    if isinstance(value, list | tuple):
+        return list(value)
+    raise ValueError(value)
+
+
+def config_from_mapping(values: Mapping[str, Any], base: TrainConfig | None = None) -> TrainConfig:
+    """Build a config from a mapping of settings (file contents, SageMaker hyperparameters).
+
+    Keys may be snake_case or kebab-case; values may be strings. Unknown keys are refused.
+    """
+    kinds = _field_kinds()
+    settings: dict[str, Any] = {}
+    for raw_key, value in values.items():
+        key = str(raw_key).replace("-", "_")
+        if key not in kinds:
+            raise ConfigError(f"unknown setting {raw_key!r}; known settings: {', '.join(sorted(kinds))}")
+        settings[key] = _convert(key, value, kinds[key])
+    return dataclasses.replace(base or TrainConfig(), **settings)
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a JSON or YAML settings file into a mapping."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"--config: {file} not found; pass a JSON or YAML file of settings")
+    try:
+        loaded = json.loads(file.read_text()) if file.suffix == ".json" else yaml.safe_load(file.read_text())
+    except (json.JSONDecodeError, yaml.YAMLError) as error:
+        raise ConfigError(f"--config: {file} is not valid JSON/YAML: {error}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"--config: {file} must hold a mapping of setting: value")
+    return loaded
+
+
+HELP: dict[str, str] = {
+    "data": "training data: CSV, Parquet or NPZ, a path or s3:// URI",
+    "target": "column (or NPZ array) to predict",
+    "out": "folder or s3:// prefix that receives the bundle (model.onnx, model.json)",
+    "exclude": "comma-separated columns dropped at read time (identifiers, personal data)",
+    "features": "comma-separated feature columns (default: all but target and excluded)",
+    "task": "classification or regression (auto: decided from the target)",
+    "input_shape": "image shape of each row, e.g. 1,8,8 (needed by --model cnn)",
+    "model": "network: mlp, cnn (image-shaped inputs) or transformer (feature tokens)",
+    "epochs": "passes over the training split",
+    "batch_size": "rows per optimiser step",
+    "optimizer": "sgd, adagrad, rmsprop, adam or adamw",
+    "lr": "learning rate (peak rate for onecycle)",
+    "seed": "seed for the split, initialisation, shuffling and augmentation",
+    "config": "JSON or YAML file of settings; flags given here override it",
+    "resume": "continue from the latest checkpoint in --checkpoint-dir",
+    "checkpoint_dir": "folder or s3:// prefix for checkpoints (empty: <out>.checkpoints beside the bundle)",
+    "schedule": "learning-rate schedule: constant, step, cosine or onecycle",
+    "quantize": "also write model.int8.onnx (dynamic int8), kept if test accuracy (regression: R²) drops <= 0.01",
+    "dry_run": "one batch of one epoch on the CPU: a smoke test",
+    "early_stopping_patience": "stop after this many epochs without a better validation figure and keep the best "
+    "epoch's weights; 0 trains every epoch",
+    "precision": "bf16: autocast matrix products to bfloat16 on CUDA (ignored on CPU)",
+    "processes": "data-parallel processes (DDP) on this machine, one per GPU; 0: one per visible GPU, 1 on CPU",
+    "data_placement": "device: training rows in GPU memory; host: pinned host memory, copied per batch; "
+    "auto: device when they fit in half the free GPU memory",
+    "compile": "torch.compile the model for training steps on CUDA (ignored on CPU)",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m training",
+        description="Train a model on tabular or image data and export a verified ONNX bundle.",
+        epilog="example: python -m training --data examples/data/digits.csv --target label --out build/bundle",
+        argument_default=argparse.SUPPRESS,
+    )
+    parser.add_argument("--config", help=HELP["config"])
+    kinds = _field_kinds()
+    for field in fields(TrainConfig):
+        kind = kinds[field.name]
+        default = field.default
+        help_text = HELP.get(field.name, field.name.replace("_", " "))
+        if field.name in CHOICES:
+            help_text += f" (one of: {', '.join(CHOICES[field.name])})"
+        help_text += f" [default: {','.join(map(str, default)) if isinstance(default, tuple) else default}]"
+        if kind == "bool":
+            parser.add_argument(flag(field.name), action=argparse.BooleanOptionalAction, help=help_text)
+        else:
+            parser.add_argument(flag(field.name), metavar=field.name.upper(), help=help_text)
+    return parser
+
+
+def parse_config(argv: Sequence[str] | None = None, base: Mapping[str, Any] | None = None) -> TrainConfig:
+    """Settings from defaults < `base` (e.g. SageMaker hyperparameters) < --config file < flags."""
+    namespace = vars(build_parser().parse_args(argv))
+    config = config_from_mapping(base or {})
+    config_file = namespace.pop("config", None)
+    if config_file:
+        config = config_from_mapping(load_config_file(config_file), config)
+    return config_from_mapping(namespace, config)
