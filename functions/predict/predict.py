@@ -12,8 +12,7 @@ import json
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -35,8 +34,7 @@ def model_unavailable(load_error: str | None) -> ApiError:
     return ApiError(503, "model_unavailable", f"the model is not loaded: {load_error}")
 
 
-@dataclass(frozen=True)
-class Prediction:
+class Prediction(NamedTuple):  # a NamedTuple, like model.Model: ~1 ms less cold start than a dataclass
     """The answer to one request, and what the function records about it."""
 
     answer: dict[str, Any]
