@@ -11,7 +11,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from training.config import ConfigError, TrainConfig
+from training.config import ConfigError, TrainConfig, flag
 
 CHECKPOINT_NAME = re.compile(r"epoch-(\d+)-step-(\d+)\.pt")
 KEEP = 2  # the newest two, so a store never holds only the checkpoint being written
@@ -156,7 +156,7 @@ def check_resumable(config: TrainConfig, saved: dict[str, Any]) -> None:
         if key not in RESUMABLE_CHANGES and saved.get(key) != value
     }
     if changed:
-        differences = "; ".join(f"--{key.replace('_', '-')} {old!r} -> {new!r}" for key, (new, old) in changed.items())
+        differences = "; ".join(f"{flag(key)} {old!r} -> {new!r}" for key, (new, old) in changed.items())
         raise ConfigError(
             f"--resume: the checkpoint in {config.checkpoint_location} is from a run with other settings "
             f"({differences}); use the same settings or another --checkpoint-dir"
