@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.aws.moto_server import free_port
 from tests.unit.test_loop import small_config, toy_splits
 from training.checkpoint import LocalStore
 from training.distributed import Rendezvous, exit_code, worker_environment
@@ -57,12 +57,6 @@ with process_group(worker, torch.device("cpu")):
         results[task] = {"weights": model.state_dict(), "history": history.epochs}
 torch.save(results, out / f"rank-{worker.rank}.pt")
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def figures(history: list[dict[str, float]]) -> list[dict[str, float]]:

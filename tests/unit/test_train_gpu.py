@@ -6,7 +6,6 @@ are accepted and ignored, which the last test checks everywhere.
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.aws.moto_server import free_port
 from tests.unit.test_loop import small_config, toy_splits
 from training.__main__ import main
 from training.feed import Rows, keep_on_device
@@ -77,9 +77,7 @@ def test_train_gpu_bf16_and_compile_reach_the_digits_quality_bar(tmp_path: Path)
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
 def test_train_gpu_one_process_per_gpu_over_nccl_writes_one_bundle(tmp_path: Path) -> None:
     out = tmp_path / "bundle"
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     command = ["--data", str(DIGITS), "--out", str(out), "--epochs", "30", "--progress", "none"]
 
     result = subprocess.run(
