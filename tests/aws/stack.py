@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 import urllib.request
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
@@ -246,11 +247,15 @@ def fixture_failing_account(tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch, 
 
 
 def put_log_lines(group: str, stream: str, lines: list[str]) -> None:
-    """What the training container writes to CloudWatch (moto's Batch simulation runs no container)."""
+    """What the training container writes to CloudWatch (moto's Batch simulation runs no container).
+
+    The events end a second ago: CloudWatch, and moto's server like it, drops events older than 14 days
+    (or more than 2 hours ahead), so a fixed timestamp would make the tests fail from some day on.
+    """
     logs = boto3.client("logs")
     with suppress(logs.exceptions.ResourceAlreadyExistsException):
         logs.create_log_group(logGroupName=group)
     logs.create_log_stream(logGroupName=group, logStreamName=stream)
-    start = 1_795_000_000_000
+    start = time.time_ns() // 1_000_000 - 1000 * (len(lines) + 1)
     events = [{"timestamp": start + index * 1000, "message": line} for index, line in enumerate(lines)]
     logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)

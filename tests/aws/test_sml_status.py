@@ -2,6 +2,7 @@
 
 import json
 import re
+import time
 
 import boto3
 
@@ -103,8 +104,9 @@ def test_logs_follow_prints_every_line_and_exits_1_when_the_job_failed(failing_a
 def test_logs_prints_each_sagemaker_instance_labelled(aws_stack: FakeStack) -> None:
     name = "digits-20261129-153000-a1b2"
     create_sagemaker_job(aws_stack, name)
-    put_log_lines("/aws/sagemaker/TrainingJobs", f"{name}/algo-1-1795000000", EPOCH_LINES[1:])
-    put_log_lines("/aws/sagemaker/TrainingJobs", f"{name}/algo-2-1795000000", ["worker 2 ready"])
+    started = int(time.time())  # SageMaker names each instance's stream after the job's start, in seconds
+    put_log_lines("/aws/sagemaker/TrainingJobs", f"{name}/algo-1-{started}", EPOCH_LINES[1:])
+    put_log_lines("/aws/sagemaker/TrainingJobs", f"{name}/algo-2-{started}", ["worker 2 ready"])
 
     result = aws_stack.sml("logs", name)
 
