@@ -19,10 +19,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from training.config import TrainConfig
 from training.config_loading import parse_config
-from training.data import Splits, load_splits
-from training.loop import fit
+from training.data.splits import Splits, load_splits
+from training.fit.loop import fit
+from training.fit.optim import make_optimizer
 from training.models import Pipeline, build_model
-from training.optim import make_optimizer
 
 
 def time_ours(config: TrainConfig, splits: Splits, device: torch.device) -> float:

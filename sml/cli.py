@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import NoReturn
 
 from sml.aws import aws_errors
-from sml.aws_commands import add_aws_arguments, aws_session, configure_logs, configure_status, run_logs, run_status
-from sml.endpoint_command import ENDPOINT_EXAMPLES, configure_endpoint, run_endpoint
+from sml.endpoint.command import ENDPOINT_EXAMPLES, configure_endpoint, run_endpoint
 from sml.errors import UserError
-from sml.events import read_event
-from sml.server import LocalApi, serve
-from sml.submit_command import configure_submit, run_submit
-from sml.template import Function, Template, load_template
-from sml.worker import FunctionWorker, lambda_environment, read_env_vars_file
+from sml.jobs.status import add_aws_arguments, aws_session, configure_logs, configure_status, run_logs, run_status
+from sml.jobs.submit import configure_submit, run_submit
+from sml.local.events import read_event
+from sml.local.server import LocalApi, serve
+from sml.local.template import Function, Template, load_template
+from sml.local.worker import FunctionWorker, lambda_environment, read_env_vars_file
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130  # the shell's convention for Ctrl+C

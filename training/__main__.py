@@ -23,23 +23,23 @@ from typing import Any
 
 import torch
 
-from training.batch import batch_config, batch_rendezvous
-from training.config import ConfigError, TrainConfig
-from training.data import DataError, load_splits
-from training.distributed import Rendezvous, Worker, launch, process_group
-from training.export import CARD_FILE, CURVES_FILE, ExportError, copy_bundle, export_bundle
-from training.interrupt import EXIT_INTERRUPTED, Interrupted
-from training.loop import fit
-from training.models import build_model, serving_model
-from training.plots import write_curves
-from training.s3 import StorageError, check_writable_prefix, is_s3, upload_bundle
-from training.sagemaker import (
+from training.cloud.batch import batch_config, batch_rendezvous
+from training.cloud.s3 import StorageError, check_writable_prefix, is_s3, upload_bundle
+from training.cloud.sagemaker import (
     SageMakerPaths,
     network_interface,
     sagemaker_config,
     sagemaker_rendezvous,
     write_failure,
 )
+from training.config import ConfigError, TrainConfig
+from training.data.splits import DataError, load_splits
+from training.export.export import CARD_FILE, CURVES_FILE, ExportError, copy_bundle, export_bundle
+from training.fit.distributed import Rendezvous, Worker, launch, process_group
+from training.fit.interrupt import EXIT_INTERRUPTED, Interrupted
+from training.fit.loop import fit
+from training.fit.plots import write_curves
+from training.models import build_model, serving_model
 
 EXIT_USER_ERROR = 2
 EXIT_EXPORT_REFUSED = 3

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from training.config import ConfigError, TrainConfig
-from training.data import Splits
+from training.data.splits import Splits
 
 
 def mlp(config: TrainConfig, n_features: int, n_outputs: int) -> nn.Module:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from sml.cli import main
-from sml.endpoint import batches
+from sml.endpoint.client import batches
 from sml.errors import UserError
-from sml.jobs import backend_of, default_name_prefix, new_job_name, parse_duration, read_settings
+from sml.jobs.job import backend_of, default_name_prefix, new_job_name, parse_duration, read_settings
 
 SAGEMAKER_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")  # CreateTrainingJob's TrainingJobName pattern
 BATCH_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]{0,127}")  # SubmitJob's jobName rule

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from tests.unit.test_checkpoint import STEPS, run_fit
-from training.checkpoint import load_latest_checkpoint
-from training.interrupt import Interrupted
-from training.s3 import S3Store, StorageError
+from training.cloud.s3 import S3Store, StorageError
+from training.fit.checkpoint import load_latest_checkpoint
+from training.fit.interrupt import Interrupted
 
 BUCKET = "training-checkpoints"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from tests.unit.test_sagemaker import sagemaker_root
+from tests.unit.test_train_sagemaker import sagemaker_root
 from training.__main__ import main
 
 BUCKET = "training-sagemaker"

@@ -5,7 +5,7 @@ from typing import Any
 
 import yaml
 
-from sml.cloudformation import CloudFormationLoader
+from sml.local.cloudformation import CloudFormationLoader
 
 NO_VALUE = object()  # what !Ref AWS::NoValue leaves behind; dropped from maps and lists
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from training.augment import Augmenter, add_noise, mixup, shift_images
 from training.config import ConfigError, TrainConfig
+from training.data.augment import Augmenter, add_noise, mixup, shift_images
 
 
 def seeded(seed: int = 0) -> torch.Generator:

@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from tests.unit.test_loop import small_config, toy_splits
-from training.checkpoint import LocalStore, load_latest_checkpoint, save_checkpoint
 from training.config import ConfigError
-from training.interrupt import Interrupted
-from training.loop import fit
+from training.fit.checkpoint import LocalStore, load_latest_checkpoint, save_checkpoint
+from training.fit.interrupt import Interrupted
+from training.fit.loop import fit
 from training.models import build_model
 
 CPU = torch.device("cpu")
@@ -91,7 +91,7 @@ def test_sigterm_then_resume_ends_with_the_same_weights_and_history(
 SAVE_FOREVER = """
 import sys
 from pathlib import Path
-from training.checkpoint import LocalStore
+from training.fit.checkpoint import LocalStore
 
 store = LocalStore(Path(sys.argv[1]))
 step = 0

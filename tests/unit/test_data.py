@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from training.config import TrainConfig
-from training.data import DataError, Splits, load_splits
+from training.data.splits import DataError, Splits, load_splits
 
 ROOT = Path(__file__).resolve().parents[2]
 DIGITS = ROOT / "examples" / "data" / "digits.csv"

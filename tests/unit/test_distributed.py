@@ -12,10 +12,10 @@ import torch
 
 from tests.aws.moto_server import free_port
 from tests.unit.test_loop import small_config, toy_splits
-from training.checkpoint import LocalStore
-from training.distributed import Rendezvous, exit_code, worker_environment
-from training.interrupt import EXIT_INTERRUPTED
-from training.loop import fit
+from training.fit.checkpoint import LocalStore
+from training.fit.distributed import Rendezvous, exit_code, worker_environment
+from training.fit.interrupt import EXIT_INTERRUPTED
+from training.fit.loop import fit
 from training.models import build_model
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,8 +41,8 @@ import json, os, sys
 from pathlib import Path
 import torch
 from tests.unit.test_loop import small_config, toy_splits
-from training.distributed import Worker, process_group
-from training.loop import fit
+from training.fit.distributed import Worker, process_group
+from training.fit.loop import fit
 from training.models import build_model
 
 out, settings = Path(sys.argv[1]), json.loads(sys.argv[2])

@@ -16,9 +16,9 @@ from onnx.external_data_helper import uses_external_data
 from torch import nn
 
 from training.config import TrainConfig
-from training.data import Split, Splits
-from training.export import ExportError, export_bundle, inline_external_data
-from training.metrics import classification_metrics, regression_metrics
+from training.data.splits import Split, Splits
+from training.export.export import ExportError, export_bundle, inline_external_data
+from training.fit.metrics import classification_metrics, regression_metrics
 
 CONTRACT_KEYS = {"format", "name", "version", "task", "input", "outputs", "metrics", "sample", "training", "export"}
 SUMMARY = {"best_epoch": 4, "epochs_run": 6, "stopped_early": True}

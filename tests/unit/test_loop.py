@@ -12,13 +12,13 @@ import pytest
 import torch
 
 from training.config import ConfigError, TrainConfig
-from training.data import Split, Splits
-from training.evaluate import evaluate
-from training.history import History
-from training.loop import fit
+from training.data.splits import Split, Splits
+from training.export.evaluate import evaluate
+from training.fit.history import History
+from training.fit.loop import fit
+from training.fit.optim import penalised_weights, penalty
+from training.fit.plots import write_curves
 from training.models import Pipeline, build_model
-from training.optim import penalised_weights, penalty
-from training.plots import write_curves
 
 CPU = torch.device("cpu")
 

@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 
-from training.metrics import classification_metrics, regression_metrics
+from training.fit.metrics import classification_metrics, regression_metrics
 
 LABELS = ["a", "b", "c"]
 # Confusion matrix (rows = true): a: [1, 1, 0], b: [0, 2, 0], c: [1, 0, 1]

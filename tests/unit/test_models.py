@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from training.config import ConfigError, TrainConfig
-from training.data import Split, Splits
+from training.data.splits import Split, Splits
 from training.models import MODELS, Pipeline, build_model, serving_model
 
 

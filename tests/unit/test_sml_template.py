@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from sml.errors import UserError
-from sml.gateway import compile_routes, match_route
-from sml.template import Route, load_template
+from sml.local.gateway import compile_routes, match_route
+from sml.local.template import Route, load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -16,8 +16,8 @@ import torch
 from tests.aws.moto_server import free_port
 from tests.unit.test_loop import small_config, toy_splits
 from training.__main__ import main
-from training.feed import Rows, keep_on_device
-from training.loop import fit
+from training.data.feed import Rows, keep_on_device
+from training.fit.loop import fit
 from training.models import build_model
 
 REPO = Path(__file__).resolve().parents[2]

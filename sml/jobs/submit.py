@@ -1,0 +1,156 @@
+"""`sml submit`: start a training job on AWS Batch or SageMaker, every location from a flag or the stack."""
+
+import argparse
+import logging
+from pathlib import Path
+
+import boto3
+
+from sml.aws import aws_errors
+from sml.errors import UserError
+from sml.jobs import batch, sagemaker
+from sml.jobs.job import (
+    BACKENDS,
+    TrainingJob,
+    default_name_prefix,
+    new_job_name,
+    parse_duration,
+    read_settings,
+    require_s3_uri,
+)
+from sml.jobs.status import add_aws_arguments, add_wait_arguments, aws_session, stack_for, wait_for
+from sml.stack import BATCH_HINT, Stack
+
+# Flags that mean something on one backend only: refused on the other rather than silently ignored.
+BACKEND_ONLY = {
+    "attempts": ("batch", "--attempts"),
+    "gpus": ("batch", "--gpus"),
+    "job_queue": ("batch", "--job-queue"),
+    "job_definition": ("batch", "--job-definition"),
+    "instance_type": ("sagemaker", "--instance-type"),
+    "instance_count": ("sagemaker", "--instance-count"),
+    "volume_size": ("sagemaker", "--volume-size"),
+    "max_wait": ("sagemaker", "--max-wait"),
+    "role_arn": ("sagemaker", "--role-arn"),
+    "image": ("sagemaker", "--image"),
+    "image_tag": ("sagemaker", "--image-tag"),
+}
+
+SUBMIT_DESCRIPTION = """\
+Start a training job on AWS Batch or SageMaker. Training settings (TrainConfig names, snake_case or
+kebab-case) come from --config FILE and repeated --set NAME=VALUE, which win. SageMaker receives them as
+hyperparameters, Batch as TRAIN_<NAME> environment variables; the data, target, bundle and checkpoint
+locations go as flags (Batch) or hyperparameters and channels (SageMaker). The bundle lands in
+s3://BUCKET/bundles/JOB/ on both, ready for `sml promote`."""
+
+logger = logging.getLogger("sml")
+
+
+def configure_submit(parser: argparse.ArgumentParser) -> None:
+    parser.description = SUBMIT_DESCRIPTION
+    parser.add_argument("--backend", choices=BACKENDS, required=True, help="where the job runs")
+    parser.add_argument("--data", help="s3:// URI of the data file (or prefix); default: `data` in --config")
+    parser.add_argument("--target", help="column to predict; default: `target` in --config")
+    parser.add_argument("--config", type=Path, help="JSON or YAML file of training settings (epochs: 40, ...)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a training setting; repeat; wins over --config",
+    )
+    parser.add_argument("--name", help="job name prefix (default: the data file's name); sml adds time and a suffix")
+    parser.add_argument(
+        "--max-runtime",
+        type=duration,
+        help="per attempt: 3600, 90m, 12h (default: SageMaker 24h, Batch the job definition's)",
+    )
+    parser.add_argument(
+        "--spot",
+        action=argparse.BooleanOptionalAction,
+        help="Spot capacity (SageMaker default: on; Batch: the queue's)",
+    )
+    parser.add_argument("--bucket", help="artifact bucket (default: the stack's ArtifactBucketName)")
+    add_wait_arguments(parser, "--wait", "follow the job to its end; exit 1 if it fails")
+    on_batch = parser.add_argument_group("AWS Batch")
+    on_batch.add_argument("--job-queue", help="default: the stack's JobQueueArn")
+    on_batch.add_argument("--job-definition", help="default: the stack's JobDefinitionArn")
+    on_batch.add_argument(
+        "--attempts",
+        type=int,
+        choices=range(1, 11),
+        metavar="1-10",
+        help="attempts, retrying Spot reclaims and SIGTERM exits only (default: the job definition's)",
+    )
+    on_batch.add_argument("--gpus", type=int, help="GPUs for the job (default: the job definition's)")
+    on_sagemaker = parser.add_argument_group("SageMaker")
+    on_sagemaker.add_argument("--instance-type", default=None, help="default: ml.g5.xlarge")
+    on_sagemaker.add_argument("--instance-count", type=int, default=None, help="default: 1")
+    on_sagemaker.add_argument("--volume-size", type=int, default=None, metavar="GB", help="default: 50")
+    on_sagemaker.add_argument("--max-wait", type=duration, help="Spot: runtime plus waiting (default: 2x runtime)")
+    on_sagemaker.add_argument("--role-arn", help="execution role (default: the stack's SageMakerRoleArn)")
+    on_sagemaker.add_argument("--image", help="training image URI (default: TrainingRepositoryUri:--image-tag)")
+    on_sagemaker.add_argument("--image-tag", help="default: the stack's TrainingImageTag parameter")
+    add_aws_arguments(parser)
+
+
+def run_submit(args: argparse.Namespace) -> int:
+    """Start a training job on AWS Batch or SageMaker, with every location taken from the stack."""
+    for attribute, (backend, flag) in BACKEND_ONLY.items():
+        if getattr(args, attribute) is not None and args.backend != backend:
+            raise UserError(f"{flag} applies to --backend {backend} only")
+    settings = read_settings(args.config, args.set)
+    data = args.data or settings.get("data")
+    target = args.target or settings.get("target")
+    settings = {key: value for key, value in settings.items() if key not in ("data", "target")}
+    if not data or not target:
+        raise UserError("pass --data s3://... and --target COLUMN (or set data and target in --config)")
+    require_s3_uri(data, "--data")
+    with aws_errors():
+        session = aws_session(args)
+        stack = stack_for(args, session)
+        bucket = args.bucket or stack.output("ArtifactBucketName", "--bucket")
+        name = new_job_name(args.name or default_name_prefix(data))
+        job = TrainingJob(name, data, target, settings, bucket, args.max_runtime)
+        if not data.startswith(f"s3://{bucket}/data/"):
+            logger.warning(
+                "note: the stack's training roles read s3://%s/data/ only; check the job can read %s", bucket, data
+            )
+        job_id = submit_job(args, session, stack, job)
+        print(f"submitted {job.name} to {args.backend}: job id {job_id}")
+        print(f"  bundle:  {job.bundle_uri}")
+        print(f"  status:  sml status {job_id} --wait")
+        print(f"  logs:    sml logs {job_id} --follow")
+        print(f"  promote: sml promote {job.bundle_uri}", flush=True)
+        if not args.wait:
+            return 0
+        return wait_for(session, job_id, args.backend, args.interval)
+
+
+def submit_job(args: argparse.Namespace, session: boto3.Session, stack: Stack, job: TrainingJob) -> str:
+    if args.backend == "batch":
+        queue = args.job_queue or stack.output("JobQueueArn", "--job-queue", BATCH_HINT)
+        definition = args.job_definition or stack.output("JobDefinitionArn", "--job-definition", BATCH_HINT)
+        if args.spot is not None:
+            batch.check_spot(session, queue, args.spot)
+        return batch.submit(session, job, queue, definition, args.attempts, args.gpus)
+    if args.max_wait is not None and args.spot is False:
+        raise UserError("--max-wait applies to Spot training only; drop it, or drop --no-spot")
+    role_arn = args.role_arn or stack.output("SageMakerRoleArn", "--role-arn")
+    image = args.image
+    if image is None:
+        tag = args.image_tag or stack.parameter("TrainingImageTag") or "v1"
+        image = f"{stack.output('TrainingRepositoryUri', '--image')}:{tag}"
+    resources = sagemaker.Resources(
+        instance_type=args.instance_type or "ml.g5.xlarge",
+        instance_count=args.instance_count or 1,
+        volume_gb=args.volume_size or 50,
+        spot=args.spot is not False,
+        max_wait_s=args.max_wait,
+    )
+    return sagemaker.submit(session, job, image, role_arn, resources)
+
+
+def duration(text: str) -> int:
+    """argparse type for --max-runtime/--max-wait: its ValueError becomes a one-line usage error."""
+    return parse_duration(text)

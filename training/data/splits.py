@@ -1,0 +1,206 @@
+"""Read, clean and split the training data."""
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from training.config import TrainConfig
+from training.data.tables import DataError as DataError  # part of this module's interface
+from training.data.tables import describe, file_sha256, open_data, read_table
+
+
+@dataclass(frozen=True)
+class Split:
+    x: np.ndarray  # float32 (rows, n_features): imputed, not standardised
+    y: np.ndarray  # int64 class index (classification) or float32 (rows,) (regression)
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: Split
+    val: Split
+    test: Split
+    task: str  # "classification" | "regression"
+    feature_names: list[str]
+    labels: list[str]  # class labels in index order; [] for regression
+    mean: np.ndarray  # float32 (n_features,), from the training split only
+    std: np.ndarray  # float32 (n_features,), from the training split only; zeros replaced by 1
+    target_mean: float  # regression: training-split target mean; classification: 0.0
+    target_std: float  # regression: training-split target std; classification: 1.0
+    data_sha256: str
+    cleaning: dict[str, int]  # rows_read, rows_dropped_missing_target, values_imputed, columns_excluded
+
+    @property
+    def n_features(self) -> int:
+        return len(self.feature_names)
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.labels) or 1
+
+
+logger = logging.getLogger("training")
+
+MAX_AUTO_CLASSES = 50
+MIN_ROWS_PER_AUTO_CLASS = 10
+
+
+def load_splits(config: TrainConfig) -> Splits:
+    """Read `config.data`, pick target and features, clean, split and measure the training split."""
+    with open_data(config.data) as path:
+        table = read_table(path, exclude=config.exclude)
+        data_sha256 = file_sha256(path)
+    rows_read = len(table)
+    feature_names = choose_features(table, config)
+    table = table[table[config.target].notna()]
+    if table.empty:
+        raise DataError(f"every row of {path.name} has a missing target {config.target!r}; fill it or pick --target")
+    task = detect_task(table[config.target], config.task)
+    labels, y = encode_target(table[config.target], task, config.target)
+    x = table[feature_names].to_numpy(dtype=np.float64, na_value=np.nan)
+    if np.isinf(x).any():
+        bad = [name for name, column in zip(feature_names, x.T, strict=True) if np.isinf(column).any()]
+        raise DataError(f"feature column {bad[0]!r} holds infinite values; clean it or pass --exclude {bad[0]}")
+
+    parts = split_indices(y, task == "classification", config.val_fraction, config.test_fraction, config.seed)
+    train_x = x[parts[0]]
+    if np.isnan(train_x).all(axis=0).any():
+        empty = feature_names[int(np.flatnonzero(np.isnan(train_x).all(axis=0))[0])]
+        raise DataError(f"feature column {empty!r} has no values in the training rows; pass --exclude {empty}")
+    medians = np.nanmedian(train_x, axis=0)
+    missing = np.isnan(x)
+    x = np.where(missing, medians, x).astype(np.float32)
+    train_x = x[parts[0]]
+    std = train_x.std(axis=0)
+    target_mean, target_std = 0.0, 1.0
+    if task == "regression":
+        target_mean, target_std = float(y[parts[0]].mean()), float(y[parts[0]].std()) or 1.0
+
+    cleaning = {
+        "rows_read": rows_read,
+        "rows_dropped_missing_target": rows_read - len(table),
+        "values_imputed": int(missing.sum()),
+        "columns_excluded": len(config.exclude),
+    }
+    train, val, test = (Split(x=x[index], y=y[index]) for index in parts)
+    logger.info(
+        "data: %d rows read from %s; %d dropped (missing target); %d values imputed with training medians; "
+        "%d columns excluded; %s with %d features; rows train/val/test %d/%d/%d",
+        rows_read, path.name, cleaning["rows_dropped_missing_target"], cleaning["values_imputed"],
+        cleaning["columns_excluded"], task, len(feature_names), len(train.y), len(val.y), len(test.y),
+    )  # fmt: skip
+    return Splits(
+        train=train,
+        val=val,
+        test=test,
+        task=task,
+        feature_names=feature_names,
+        labels=labels,
+        mean=train_x.mean(axis=0).astype(np.float32),
+        std=np.where(std > 0, std, 1.0).astype(np.float32),
+        target_mean=target_mean,
+        target_std=target_std,
+        data_sha256=data_sha256,
+        cleaning=cleaning,
+    )
+
+
+def choose_features(table: pd.DataFrame, config: TrainConfig) -> list[str]:
+    """The feature columns: `config.features`, or every column but the target."""
+    columns = list(table.columns)
+    for name in (config.target, *config.features):
+        if name in config.exclude:
+            raise DataError(f"{name!r} is both used (--target/--features) and dropped (--exclude); pick one")
+    if config.target not in columns:
+        raise DataError(f"--target {config.target!r} is not a column; available columns: {describe(columns)}")
+    features = list(config.features) or [name for name in columns if name != config.target]
+    for name in features:
+        if name not in columns:
+            raise DataError(f"--features: no column named {name!r}; available columns: {describe(columns)}")
+        if name == config.target:
+            raise DataError(f"--features: {name!r} is the target; leave it out of --features")
+        if not pd.api.types.is_numeric_dtype(table[name]):
+            example = table[name].dropna().iloc[0] if table[name].notna().any() else None
+            raise DataError(
+                f"feature column {name!r} is not numeric (e.g. {example!r}); "
+                f"encode it as numbers or pass --exclude {name}"
+            )
+    if not features:
+        raise DataError(f"no feature columns left besides the target {config.target!r}; check --exclude")
+    return features
+
+
+def detect_task(target: pd.Series, task: str) -> str:
+    """Resolve task "auto" from the target column.
+
+    Classification when the target is text or true/false, when it holds only two distinct values,
+    or when it holds whole numbers with at most MAX_AUTO_CLASSES distinct values and at least
+    MIN_ROWS_PER_AUTO_CLASS rows per value on average (digit labels: yes; a count or a score
+    spread over many values: no). Anything else is regression. Pass --task to override.
+    """
+    numeric = pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target)
+    if task == "regression" and not numeric:
+        example = target.iloc[0]
+        raise DataError(f"--task regression needs a numeric target; {target.name!r} holds values such as {example!r}")
+    if task != "auto":
+        return task
+    if not numeric:
+        return "classification"
+    values = target.to_numpy(dtype=np.float64)
+    distinct = len(np.unique(values))
+    whole = bool(np.all(np.mod(values, 1) == 0))
+    few = distinct <= MAX_AUTO_CLASSES and distinct * MIN_ROWS_PER_AUTO_CLASS <= len(values)
+    return "classification" if distinct == 2 or (whole and few) else "regression"
+
+
+def encode_target(target: pd.Series, task: str, name: str) -> tuple[list[str], np.ndarray]:
+    """Class labels (sorted, as text) and indices, or float32 values for regression."""
+    if task == "regression":
+        values = target.to_numpy(dtype=np.float32)
+        if not np.isfinite(values).all():
+            raise DataError(f"target {name!r} holds infinite or too large values; clean them or drop those rows")
+        if len(np.unique(values)) < 2:
+            raise DataError(f"target {name!r} has the same value {values[0]:g} in every row; nothing to learn")
+        return [], values
+    numeric = pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target)
+    if numeric:
+        classes, y = np.unique(target.to_numpy(dtype=np.float64), return_inverse=True)
+        labels = [str(int(value)) if value.is_integer() else str(value) for value in classes.tolist()]
+    else:
+        classes, y = np.unique(target.astype(str).to_numpy(), return_inverse=True)
+        labels = [str(value) for value in classes.tolist()]
+    if len(labels) < 2:
+        raise DataError(f"target {name!r} has one class ({labels[0]!r}); classification needs at least two")
+    return labels, y.astype(np.int64)
+
+
+def split_indices(
+    y: np.ndarray, stratify: bool, val_fraction: float, test_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Seeded train/val/test row indices; stratified (each class split on its own) when asked."""
+    rng = np.random.default_rng(seed)
+    groups = [np.flatnonzero(y == value) for value in np.unique(y)] if stratify else [np.arange(len(y))]
+    parts: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]] = ([], [], [])
+    for group in groups:
+        shuffled = rng.permutation(group)
+        n_val, n_test = split_sizes(len(shuffled), val_fraction, test_fraction)
+        parts[0].append(shuffled[n_val + n_test :])
+        parts[1].append(shuffled[:n_val])
+        parts[2].append(shuffled[n_val : n_val + n_test])
+    train, val, test = (rng.permutation(np.concatenate(part)) for part in parts)
+    if len(val) == 0 or len(test) == 0:
+        raise DataError(
+            f"{len(y)} rows are too few to split: --val-fraction {val_fraction} and --test-fraction {test_fraction} "
+            f"leave {len(val)} validation and {len(test)} test rows; add rows or raise the fractions"
+        )
+    return train, val, test
+
+
+def split_sizes(n_rows: int, val_fraction: float, test_fraction: float) -> tuple[int, int]:
+    """Rounded validation and test sizes that leave at least one training row."""
+    n_val, n_test = int(n_rows * val_fraction + 0.5), int(n_rows * test_fraction + 0.5)
+    excess = max(0, n_val + n_test - (n_rows - 1))
+    from_val = min(excess, n_val)
+    return n_val - from_val, n_test - (excess - from_val)

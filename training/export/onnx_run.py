@@ -1,0 +1,50 @@
+"""onnxruntime helpers for export: a CPU session, batched runs, test metrics and latency figures."""
+
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from training.data.splits import Splits
+from training.fit.metrics import classification_metrics, regression_metrics
+
+LATENCY_BATCHES = (1, 64)
+LATENCY_RUNS = 50
+
+
+def open_session(path: Path) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1  # the vCPU share a Lambda function gets: latency figures mean what they say
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def run_session(session: ort.InferenceSession, x: np.ndarray, batch_size: int) -> np.ndarray:
+    """The model's single output for every row of `x`, run `batch_size` rows at a time."""
+    feeds = ({"features": x[start : start + batch_size]} for start in range(0, len(x), batch_size))
+    return np.concatenate([np.asarray(session.run(None, feed)[0]) for feed in feeds])
+
+
+def test_metrics(outputs: np.ndarray, splits: Splits) -> dict[str, Any]:
+    """Held-out metrics of a model's outputs on the test split (probabilities or predictions)."""
+    if splits.task == "classification":
+        return classification_metrics(splits.test.y, outputs.argmax(axis=1), splits.labels)
+    return regression_metrics(splits.test.y, outputs)
+
+
+def measure_latency(session: ort.InferenceSession, x: np.ndarray) -> dict[str, float]:
+    """Median milliseconds per call at batch 1 and 64 (test rows repeated to fill a batch)."""
+    figures: dict[str, float] = {}
+    for batch_size in LATENCY_BATCHES:
+        feed = {"features": np.resize(x, (batch_size, x.shape[1]))}
+        for _ in range(5):  # first calls allocate buffers and pick kernels
+            session.run(None, feed)
+        timings = []
+        for _ in range(LATENCY_RUNS):
+            start = time.perf_counter()
+            session.run(None, feed)
+            timings.append(time.perf_counter() - start)
+        figures[f"p50_batch_{batch_size}"] = round(statistics.median(timings) * 1000, 4)
+    return figures
