@@ -1,6 +1,5 @@
 """Verify a model bundle before it is served: the card's contract keys, the files' sha256, the recorded sample."""
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ import onnxruntime as ort
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
 from sml.errors import UserError
+from training.cloud.contract import file_sha256
 
 FORMAT = "serverless-ml.bundle/1"
 MODEL_FILE, CARD_FILE, INT8_FILE = "model.onnx", "model.json", "model.int8.onnx"
@@ -142,11 +142,3 @@ def check_sample(model_path: Path, card: dict[str, Any]) -> None:
             f"{model_path.name} outputs differ from the card's sample outputs by {difference:.3g} "
             f"(tolerance {SAMPLE_ATOL:g}): the model is not the one the card describes"
         )
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        while chunk := file.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -14,6 +14,7 @@ from botocore.exceptions import FlexibleChecksumError
 
 from sml.bundle import BUNDLE_FILES, CARD_FILE, Bundle, BundleError, verify_bundle
 from sml.errors import UserError
+from training.cloud.contract import split_s3_uri
 
 MODEL_DIR_NAME = "model"  # the function's MODEL_DIR in template.yaml
 STAGING_PREFIX = ".model-staging-"
@@ -67,7 +68,7 @@ def fetch_bundle(source: str, destination: Path, session: boto3.Session | None =
 
 def download_bundle(uri: str, destination: Path, session: boto3.Session) -> None:
     """Download the bundle files under an S3 prefix; model.json, uploaded last, says the bundle is complete."""
-    bucket, _, key_prefix = uri.removeprefix("s3://").partition("/")
+    bucket, key_prefix = split_s3_uri(uri)
     prefix = f"{key_prefix.rstrip('/')}/" if key_prefix.strip("/") else ""
     s3 = session.client("s3")
     names = {

@@ -24,6 +24,14 @@ from typing import Any
 import torch
 
 from training.cloud.batch import batch_config, batch_rendezvous
+from training.cloud.contract import (
+    EXIT_EXPORT_REFUSED,
+    EXIT_INTERRUPTED,
+    EXIT_USER_ERROR,
+    EXPORT_REFUSED_PREFIX,
+    INTERRUPTED_PREFIX,
+    USER_ERROR_PREFIX,
+)
 from training.cloud.s3 import StorageError, check_writable_prefix, is_s3, upload_bundle
 from training.cloud.sagemaker import (
     SageMakerPaths,
@@ -36,13 +44,10 @@ from training.config import ConfigError, TrainConfig
 from training.data.splits import DataError, load_splits
 from training.export.export import CARD_FILE, CURVES_FILE, ExportError, copy_bundle, export_bundle
 from training.fit.distributed import Rendezvous, Worker, launch, process_group
-from training.fit.interrupt import EXIT_INTERRUPTED, Interrupted
+from training.fit.interrupt import Interrupted
 from training.fit.loop import fit
 from training.fit.plots import write_curves
 from training.models import build_model, serving_model
-
-EXIT_USER_ERROR = 2
-EXIT_EXPORT_REFUSED = 3
 
 logger = logging.getLogger("training")
 
@@ -136,13 +141,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return code
         card = train(job.config, worker or SINGLE_PROCESS, job.model_dir)
     except (ConfigError, DataError, StorageError) as error:
-        return report(f"training: error: {error}", EXIT_USER_ERROR, sagemaker, speaks)
+        return report(f"{USER_ERROR_PREFIX} {error}", EXIT_USER_ERROR, sagemaker, speaks)
     except ExportError as error:
-        return report(f"training: export refused: {error}", EXIT_EXPORT_REFUSED, sagemaker, speaks)
+        return report(f"{EXPORT_REFUSED_PREFIX} {error}", EXIT_EXPORT_REFUSED, sagemaker, speaks)
     except Interrupted as interrupted:
         if speaks:
             print(
-                f"training: interrupted, checkpoint written; rerun with --resume to continue ({interrupted})",
+                f"{INTERRUPTED_PREFIX}, checkpoint written; rerun with --resume to continue ({interrupted})",
                 file=sys.stderr,
             )
         return EXIT_INTERRUPTED

@@ -6,7 +6,8 @@ from typing import Any
 import boto3
 
 from sml.errors import UserError
-from sml.jobs.job import EXIT_MEANINGS, JobView, LogLocation, TrainingJob
+from sml.jobs.job import JobView, LogLocation, TrainingJob
+from training.cloud.contract import EXIT_MEANINGS
 
 DEFAULT_LOG_GROUP = "/aws/batch/job"  # where awslogs writes when the job definition names no group
 # submit_job's retryStrategy replaces the job definition's, so the rules travel with --attempts: retry what

@@ -11,11 +11,10 @@ from botocore.exceptions import ClientError
 
 from sml.jobs import batch, sagemaker
 from sml.jobs.job import JobView, LogLocation, backend_of, sagemaker_name
+from training.cloud.contract import FAILURE_PREFIXES
 
 TAIL_EVENTS = 200  # how far back `sml status` looks for the latest metrics line
 METRIC_KEYS = ("train_loss", "val_loss", "val_accuracy", "val_r2", "lr")
-# What the training job prints on stderr before a non-zero exit (training/__main__.py).
-FAILURE_PREFIXES = ("training: error:", "training: export refused:", "training: interrupted")
 
 
 def describe(session: boto3.Session, job_id: str, backend: str | None = None) -> JobView:

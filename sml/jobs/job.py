@@ -29,14 +29,6 @@ RESERVED_SETTINGS = {
     "resume": "a retried attempt resumes from its checkpoints by itself",
 }
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-# The training job's exit codes (aws-contract.md), as the reason a user reads.
-EXIT_MEANINGS = {
-    1: "the training job crashed",
-    2: "bad settings or data (not retried)",
-    3: "export refused: the ONNX model did not reproduce PyTorch's outputs",
-    137: "killed: out of memory, or past its time limit",
-    143: "stopped by SIGTERM after writing a checkpoint (Spot reclaim or time limit)",
-}
 
 
 @dataclass(frozen=True)

@@ -9,18 +9,13 @@ from botocore.exceptions import ClientError
 
 from sml.errors import UserError
 from sml.jobs.job import JobView, LogLocation, TrainingJob
+from training.cloud.contract import METRIC_REGEXES
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
-CHECKPOINT_PATH = "/opt/ml/checkpoints"  # the training job resumes from here (aws-contract.md)
+CHECKPOINT_PATH = "/opt/ml/checkpoints"  # the training job resumes from here (docs/aws-contracts.md)
 DEFAULT_MAX_RUNTIME_S = 86_400
 # The training job logs one JSON object per epoch; SageMaker turns these captures into CloudWatch metrics.
-METRIC_DEFINITIONS = [
-    {"Name": "train_loss", "Regex": '"train_loss": ([-+0-9.eE]+)'},
-    {"Name": "val_loss", "Regex": '"val_loss": ([-+0-9.eE]+)'},
-    {"Name": "val_accuracy", "Regex": '"val_accuracy": ([-+0-9.eE]+)'},
-    {"Name": "val_r2", "Regex": '"val_r2": ([-+0-9.eE]+)'},
-    {"Name": "epoch", "Regex": '"epoch": ([0-9]+)'},
-]
+METRIC_DEFINITIONS = [{"Name": name, "Regex": regex} for name, regex in METRIC_REGEXES.items()]
 OUTCOMES = {"Completed": "succeeded", "Failed": "failed", "Stopped": "failed"}
 
 

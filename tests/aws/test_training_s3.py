@@ -18,7 +18,8 @@ from tests.aws.stack import (
     FakeStack,
     fixture_aws_stack,  # noqa: F401  (a fixture)
 )
-from training.__main__ import EXIT_USER_ERROR, main
+from training.__main__ import main
+from training.cloud.contract import EXIT_USER_ERROR
 
 REPO = Path(__file__).resolve().parents[2]
 DIGITS = REPO / "examples/data/digits.csv"

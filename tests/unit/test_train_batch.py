@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from training.__main__ import EXIT_USER_ERROR, main
+from training.__main__ import main
 from training.cloud.batch import batch_config, batch_rendezvous
+from training.cloud.contract import EXIT_USER_ERROR
 from training.config import ConfigError
 from training.fit.distributed import Rendezvous
 

@@ -10,7 +10,8 @@ import onnxruntime as ort
 import pandas as pd
 import pytest
 
-from training.__main__ import EXIT_USER_ERROR, main
+from training.__main__ import main
+from training.cloud.contract import EXIT_USER_ERROR
 
 REPO = Path(__file__).resolve().parents[2]
 DIGITS = REPO / "examples/data/digits.csv"

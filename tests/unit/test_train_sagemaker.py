@@ -11,7 +11,8 @@ import torch
 
 import training.cloud.sagemaker
 from tests.unit.test_loop import small_config, toy_splits
-from training.__main__ import EXIT_USER_ERROR, launch_environment, main
+from training.__main__ import launch_environment, main
+from training.cloud.contract import EXIT_USER_ERROR
 from training.cloud.sagemaker import METRIC_REGEXES, SageMakerPaths, sagemaker_config, sagemaker_rendezvous
 from training.config import ConfigError
 from training.data.splits import DataError

@@ -17,6 +17,8 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError, NoCredentialsError, ParamValidationError
 
+from training.cloud.contract import split_s3_uri
+
 logger = logging.getLogger("training")
 
 NOT_FOUND = {"404", "NoSuchKey", "NoSuchBucket"}
@@ -33,7 +35,7 @@ def is_s3(location: str) -> bool:
 
 def split_uri(uri: str) -> tuple[str, str]:
     """s3://bucket/some/key -> ("bucket", "some/key")."""
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    bucket, key = split_s3_uri(uri)
     if not bucket:
         raise StorageError(f"{uri}: not an S3 URI; write s3://BUCKET/KEY")
     return bucket, key

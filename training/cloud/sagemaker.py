@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from training.cloud.contract import METRIC_REGEXES as METRIC_REGEXES  # documented above
 from training.config import ConfigError, TrainConfig
 from training.config_loading import config_from_mapping, parse_config
 from training.data.tables import READERS, DataError
@@ -37,14 +38,6 @@ from training.fit.distributed import DEFAULT_MASTER_PORT, Rendezvous
 
 DEFAULT_ROOT = "/opt/ml"
 CHANNEL = "train"
-# MetricDefinitions for the JSON line fit logs each epoch (sml/jobs/sagemaker.py sends the same ones).
-METRIC_REGEXES = {
-    "train_loss": r'"train_loss": ([-+0-9.eE]+)',
-    "val_loss": r'"val_loss": ([-+0-9.eE]+)',
-    "val_accuracy": r'"val_accuracy": ([-+0-9.eE]+)',
-    "val_r2": r'"val_r2": ([-+0-9.eE]+)',
-    "epoch": r'"epoch": ([0-9]+)',
-}
 
 
 @dataclass(frozen=True)

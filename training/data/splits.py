@@ -6,9 +6,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from training.cloud.contract import file_sha256
 from training.config import TrainConfig
 from training.data.tables import DataError as DataError  # part of this module's interface
-from training.data.tables import describe, file_sha256, open_data, read_table
+from training.data.tables import describe, open_data, read_table
 
 
 @dataclass(frozen=True)

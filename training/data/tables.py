@@ -1,6 +1,5 @@
 """File access for the training data: where it lives, how each format is read, its fingerprint."""
 
-import hashlib
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -115,11 +114,3 @@ def check_excluded(columns: list[str], exclude: Sequence[str]) -> None:
 def describe(columns: list[str], limit: int = 20) -> str:
     shown = ", ".join(columns[:limit])
     return shown + (f", ... ({len(columns) - limit} more)" if len(columns) > limit else "")
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -12,9 +12,9 @@ import onnx
 import onnxruntime as ort
 import torch
 
+from training.cloud.contract import file_sha256
 from training.config import TrainConfig
 from training.data.splits import Splits
-from training.data.tables import file_sha256
 
 FORMAT = "serverless-ml.bundle/1"
 SAMPLE_ROWS = 3

@@ -19,13 +19,12 @@ from training.config import TrainConfig
 from training.data.splits import Splits
 from training.export.card import SAMPLE_ROWS, build_card
 from training.export.onnx_int8 import quantize_int8
-from training.export.onnx_run import measure_latency, open_session, run_session, test_metrics
+from training.export.onnx_run import PARITY_BATCHES, measure_latency, open_session, run_session, test_metrics
 
 ONNX_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
 CARD_FILE = "model.json"
 CURVES_FILE = "curves.png"
-PARITY_BATCHES = (1, 64)
 
 logger = logging.getLogger("training")
 # torch's exporter lists each torchvision operator it skips when torchvision is absent; we use none.

@@ -8,14 +8,13 @@ import onnx
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from training.cloud.contract import file_sha256
 from training.data.splits import Splits
-from training.data.tables import file_sha256
-from training.export.onnx_run import measure_latency, open_session, run_session, test_metrics
+from training.export.onnx_run import PARITY_BATCHES, measure_latency, open_session, run_session, test_metrics
 
 # Kept when the test score drops by at most this much: one point of accuracy for classification,
 # and the same 0.01 of R² for regression (both scores top out at 1, so a point means the same).
 MAX_SCORE_DROP = 0.01
-PARITY_BATCHES = (1, 64)
 
 
 def quantize_int8(

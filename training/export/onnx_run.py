@@ -11,6 +11,7 @@ import onnxruntime as ort
 from training.data.splits import Splits
 from training.fit.metrics import classification_metrics, regression_metrics
 
+PARITY_BATCHES = (1, 64)  # batch sizes at which onnxruntime must reproduce PyTorch (float) or is measured (int8)
 LATENCY_BATCHES = (1, 64)
 LATENCY_RUNS = 50
 

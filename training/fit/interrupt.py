@@ -9,7 +9,7 @@ import threading
 from types import FrameType
 from typing import Any
 
-EXIT_INTERRUPTED = 143  # 128 + SIGTERM, what schedulers expect from a process that stopped on SIGTERM
+from training.cloud.contract import EXIT_INTERRUPTED as EXIT_INTERRUPTED  # the exit code that goes with Interrupted
 
 
 class Interrupted(Exception):
