@@ -1,9 +1,14 @@
-"""AWS sessions for the `sml` commands: --profile and --region read as SAM and the AWS CLI read them.
+"""AWS for the `sml` commands: --profile, --region and --stack-name read as SAM and the AWS CLI read them.
+
+Every location (queue, job definition, role, bucket, image, API URL) comes from a flag or else from the
+deployed stack's outputs; the stack is the one samconfig.toml names, in its region, as `sam deploy` reads it.
 
 Every AWS call runs inside `aws_errors()`, which turns what botocore raises for a missing profile, absent
 or expired credentials, an unreachable endpoint or a refused request into one readable UserError line.
 """
 
+import argparse
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -12,6 +17,9 @@ from botocore import exceptions as botocore_errors
 from botocore.config import Config
 
 from sml.errors import UserError
+from sml.stack import Stack, read_samconfig
+
+DEFAULT_REGION = "us-east-1"  # where S3 requests start when nothing names a region; S3 redirects to the bucket's
 
 CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, user_agent_extra="sml")
 EXPIRED_CODES = {"ExpiredToken", "ExpiredTokenException", "RequestExpired"}
@@ -40,6 +48,34 @@ def open_session(profile: str | None, region: str | None) -> boto3.Session:
     if not session.region_name:
         raise UserError("no AWS region: pass --region, set AWS_REGION, or set a region in your AWS profile")
     return session
+
+
+def default_region(flag: str | None = None) -> str:
+    """--region, else AWS_REGION, else AWS_DEFAULT_REGION, else us-east-1."""
+    return flag or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+
+
+def add_aws_arguments(parser: argparse.ArgumentParser, stack: bool = True) -> None:
+    """--profile, --region and (for commands that read the stack) --stack-name, as SAM and the AWS CLI spell them."""
+    group = parser.add_argument_group("AWS")
+    group.add_argument("--profile", help="AWS profile (default: samconfig.toml's, else AWS_PROFILE or default)")
+    group.add_argument("--region", help="AWS region (default: samconfig.toml's, else AWS_REGION or the profile's)")
+    if stack:
+        group.add_argument("--stack-name", help="the deployed stack (default: stack_name in samconfig.toml)")
+
+
+def aws_session(args: argparse.Namespace, region_required: bool = True) -> boto3.Session:
+    """--profile/--region, else samconfig.toml's (as `sam deploy` reads them), else the AWS CLI's defaults."""
+    samconfig = read_samconfig()
+    region = args.region or samconfig.region
+    if not region and not region_required:
+        region = default_region()
+    return open_session(args.profile or samconfig.profile, region)
+
+
+def stack_for(args: argparse.Namespace, session: boto3.Session) -> Stack:
+    """--stack-name, else samconfig.toml's stack_name; described only when a flag leaves an output to read."""
+    return Stack(session, args.stack_name or read_samconfig().stack_name)
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""The `sml` command: one function per subcommand, listed in COMMANDS.
+"""The `sml` command: the table of subcommands (COMMANDS) and main; each subcommand lives in its own module.
 
 sml --help
 sml invoke PredictFunction -e events/predict.json
@@ -10,28 +10,23 @@ sml endpoint predict --file rows.csv --out predictions.json
 """
 
 import argparse
-import json
 import logging
-import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import NoReturn
 
-from sml.aws import aws_errors
 from sml.endpoint.command import ENDPOINT_EXAMPLES, configure_endpoint, run_endpoint
 from sml.errors import UserError
-from sml.jobs.status import add_aws_arguments, aws_session, configure_logs, configure_status, run_logs, run_status
+from sml.jobs.logs import configure_logs, run_logs
+from sml.jobs.status import configure_status, run_status
 from sml.jobs.submit import configure_submit, run_submit
-from sml.local.events import read_event
-from sml.local.server import LocalApi, serve
-from sml.local.template import Function, Template, load_template
-from sml.local.worker import FunctionWorker, lambda_environment, read_env_vars_file
+from sml.local.invoke import configure_invoke, run_invoke
+from sml.local.serve import configure_serve, run_serve
+from sml.promote_command import configure_promote, run_promote
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130  # the shell's convention for Ctrl+C
-DEFAULT_REGION = "us-east-1"
 
 logger = logging.getLogger("sml")
 
@@ -44,76 +39,6 @@ class ArgumentParser(argparse.ArgumentParser):
         hint = f"sml {command} --help" if command else "sml --help"
         print(f"sml: error: {message} (see `{hint}`)", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
-
-
-def add_template_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "-t", "--template", type=Path, default=Path("template.yaml"), help="SAM template (default: template.yaml)"
-    )
-    parser.add_argument("-n", "--env-vars", type=Path, help='JSON: {"FunctionId": {"VAR": "value"}, "Parameters": {}}')
-    parser.add_argument("--region", default=None, help="AWS_REGION the function sees (default: yours, or us-east-1)")
-
-
-def configure_invoke(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("function_id", nargs="?", metavar="FUNCTION_LOGICAL_ID", help="optional with one function")
-    parser.add_argument("-e", "--event", help="event JSON file, or - for stdin (default: {})")
-    add_template_arguments(parser)
-
-
-def run_invoke(args: argparse.Namespace) -> int:
-    """Like `sam local invoke`: the handler's reply as JSON on stdout, the function's logs on stderr."""
-    region = resolve_region(args.region)
-    template = load_template(args.template, region)
-    function = template.function(args.function_id)
-    event = read_event(args.event) if args.event else {}
-    worker = FunctionWorker(function, function_environment(template, function, args.env_vars, region))
-    try:
-        invocation = worker.invoke(event)
-    finally:
-        worker.close()
-    print(json.dumps(invocation.result if invocation.error is None else invocation.error), flush=True)
-    logger.info("REPORT RequestId: %s Duration: %.2f ms", invocation.request_id, invocation.duration_ms)
-    return 0 if invocation.error is None else 1
-
-
-def configure_serve(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-p", "--port", type=int, default=3000, help="0 picks a free port (default: 3000)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    add_template_arguments(parser)
-
-
-def run_serve(args: argparse.Namespace) -> int:
-    """Like `sam local start-api`, without docker: each function is loaded once and stays warm."""
-    region = resolve_region(args.region)
-    template = load_template(args.template, region)
-    served = [function for function in template.functions.values() if function.routes]
-    if not served:
-        raise UserError(f"{args.template} has no function with HttpApi or Api events to serve")
-    workers = {
-        f.logical_id: FunctionWorker(f, function_environment(template, f, args.env_vars, region)) for f in served
-    }
-    for logical_id, reason in template.skipped.items():
-        logger.warning("note: %s is not served: %s", logical_id, reason)
-    serve(LocalApi([route for function in served for route in function.routes], workers), args.host, args.port)
-    return 0
-
-
-def configure_promote(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", metavar="SOURCE", help="a bundle folder, or the s3:// prefix a training job wrote")
-    parser.add_argument(
-        "--function-dir", type=Path, default=Path("functions/predict"), help="default: functions/predict"
-    )
-    add_aws_arguments(parser, stack=False)
-
-
-def run_promote(args: argparse.Namespace) -> int:
-    """Fetch and verify a bundle (S3 checksums, card, sha256, sample outputs), then swap it into model/."""
-    from sml.promote import describe, promote  # onnxruntime takes most of a second to import; only promote needs it
-
-    with aws_errors():
-        session = aws_session(args, region_required=False) if args.source.startswith("s3://") else None
-        print(describe(promote(args.source, args.function_dir, session)))
-    return 0
 
 
 @dataclass(frozen=True)
@@ -200,19 +125,6 @@ def build_parser() -> ArgumentParser:
         command.configure(subparser)
         subparser.set_defaults(run=command.run)
     return parser
-
-
-def function_environment(template: Template, function: Function, env_vars: Path | None, region: str) -> dict[str, str]:
-    """The function's environment, after printing what could not be honoured (unresolved intrinsics and such)."""
-    overrides, notes = read_env_vars_file(env_vars, function) if env_vars else ({}, [])
-    for note in [*template.notes, *notes]:
-        if note.startswith(f"{function.logical_id}:") or note.startswith("--env-vars"):
-            logger.warning("note: %s", note)
-    return lambda_environment(function, region, overrides)
-
-
-def resolve_region(flag: str | None) -> str:
-    return flag or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
 
 
 def main(argv: Sequence[str] | None = None) -> int:

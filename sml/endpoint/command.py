@@ -8,10 +8,9 @@ from pathlib import Path
 
 import boto3
 
-from sml.aws import aws_errors
-from sml.endpoint import client as endpoint
+from sml.aws import add_aws_arguments, aws_errors, aws_session, stack_for
+from sml.endpoint import client
 from sml.errors import UserError
-from sml.jobs.status import add_aws_arguments, aws_session, stack_for
 
 ENDPOINT_EXAMPLES = (
     "sml endpoint predict --file rows.csv --out predictions.json\n"
@@ -36,12 +35,12 @@ def configure_endpoint(parser: argparse.ArgumentParser) -> None:
     predict.add_argument("--url", help="API base URL (default: the stack's ApiUrl)")
     predict.add_argument(
         "--auth",
-        choices=endpoint.AUTH_MODES,
+        choices=client.AUTH_MODES,
         help="default: the stack's ApiAuth; with --url, iam for execute-api hosts, else none",
     )
     predict.add_argument("--token", help="JWT for --auth jwt (default: SML_API_TOKEN)")
     predict.add_argument(
-        "--max-batch", type=int, default=endpoint.DEFAULT_MAX_BATCH, help="rows per request (default: 256, MAX_BATCH)"
+        "--max-batch", type=int, default=client.DEFAULT_MAX_BATCH, help="rows per request (default: 256, MAX_BATCH)"
     )
     add_aws_arguments(predict)
 
@@ -50,8 +49,8 @@ def run_endpoint(args: argparse.Namespace) -> int:
     """`sml endpoint predict`: rows in, predictions out."""
     with aws_errors():
         api = endpoint_api(args)
-        rows = endpoint.read_rows(args.file, api)
-        answer = endpoint.predict(api, rows, args.max_batch)
+        rows = client.read_rows(args.file, api)
+        answer = client.predict(api, rows, args.max_batch)
     text = json.dumps(answer)
     if args.out:
         args.out.write_text(text + "\n", encoding="utf-8")
@@ -74,19 +73,19 @@ def run_endpoint(args: argparse.Namespace) -> int:
     return 0
 
 
-def endpoint_api(args: argparse.Namespace) -> endpoint.Api:
+def endpoint_api(args: argparse.Namespace) -> client.Api:
     """The API's URL and auth mode from the flags, else from the stack's ApiUrl and ApiAuth outputs."""
     session: boto3.Session | None = None
     if args.url:
-        url, auth = args.url, args.auth or endpoint.default_auth(args.url)
+        url, auth = args.url, args.auth or client.default_auth(args.url)
     else:
         session = aws_session(args)
         stack = stack_for(args, session)
         url = stack.output("ApiUrl", "--url")
-        auth = args.auth or endpoint.STACK_AUTH.get(stack.output("ApiAuth", "--auth"), "iam")
+        auth = args.auth or client.STACK_AUTH.get(stack.output("ApiAuth", "--auth"), "iam")
     token = args.token or os.environ.get("SML_API_TOKEN")
     if auth == "jwt" and not token:
         raise UserError("the API takes JWT bearer tokens: pass --token or set SML_API_TOKEN")
     if auth == "iam" and session is None:
         session = aws_session(args)
-    return endpoint.Api(url=url, auth=auth, session=session, token=token)
+    return client.Api(url=url, auth=auth, session=session, token=token)

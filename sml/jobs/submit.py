@@ -2,25 +2,21 @@
 
 import argparse
 import logging
+import re
 from pathlib import Path
 
 import boto3
 
-from sml.aws import aws_errors
+from sml.aws import add_aws_arguments, aws_errors, aws_session, stack_for
 from sml.errors import UserError
 from sml.jobs import batch, sagemaker
-from sml.jobs.job import (
-    BACKENDS,
-    TrainingJob,
-    default_name_prefix,
-    new_job_name,
-    parse_duration,
-    read_settings,
-    require_s3_uri,
-)
-from sml.jobs.status import add_aws_arguments, add_wait_arguments, aws_session, stack_for, wait_for
+from sml.jobs.job import BACKENDS, TrainingJob
+from sml.jobs.names import default_name_prefix, new_job_name
+from sml.jobs.settings import read_settings
+from sml.jobs.status import add_wait_arguments, wait_for
 from sml.stack import BATCH_HINT, Stack
 
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # Flags that mean something on one backend only: refused on the other rather than silently ignored.
 BACKEND_ONLY = {
     "attempts": ("batch", "--attempts"),
@@ -154,3 +150,17 @@ def submit_job(args: argparse.Namespace, session: boto3.Session, stack: Stack, j
 def duration(text: str) -> int:
     """argparse type for --max-runtime/--max-wait: its ValueError becomes a one-line usage error."""
     return parse_duration(text)
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in `3600`, `90m`, `12h` or `2d`."""
+    match = re.fullmatch(r"(\d+)([smhd]?)", text.strip())
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(f"{text!r} is not a duration like 3600, 90m, 12h or 2d")
+    return int(match.group(1)) * DURATION_UNITS[match.group(2) or "s"]
+
+
+def require_s3_uri(uri: str, what: str) -> str:
+    if not re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?", uri):
+        raise UserError(f"{what} {uri!r} must be an s3:// URI, like s3://BUCKET/data/train.csv")
+    return uri

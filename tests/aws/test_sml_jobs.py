@@ -10,7 +10,10 @@ import pytest
 from sml.cli import main
 from sml.endpoint.client import batches
 from sml.errors import UserError
-from sml.jobs.job import backend_of, default_name_prefix, new_job_name, parse_duration, read_settings
+from sml.jobs.job import backend_of
+from sml.jobs.names import default_name_prefix, new_job_name
+from sml.jobs.settings import read_settings
+from sml.jobs.submit import parse_duration
 
 SAGEMAKER_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")  # CreateTrainingJob's TrainingJobName pattern
 BATCH_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]{0,127}")  # SubmitJob's jobName rule

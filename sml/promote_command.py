@@ -1,0 +1,24 @@
+"""`sml promote`: its arguments, and the command around sml.promote (fetch, verify, swap into the function)."""
+
+import argparse
+from pathlib import Path
+
+from sml.aws import add_aws_arguments, aws_errors, aws_session
+
+
+def configure_promote(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", metavar="SOURCE", help="a bundle folder, or the s3:// prefix a training job wrote")
+    parser.add_argument(
+        "--function-dir", type=Path, default=Path("functions/predict"), help="default: functions/predict"
+    )
+    add_aws_arguments(parser, stack=False)
+
+
+def run_promote(args: argparse.Namespace) -> int:
+    """Fetch and verify a bundle (S3 checksums, card, sha256, sample outputs), then swap it into model/."""
+    from sml.promote import describe, promote  # onnxruntime takes most of a second to import; only promote needs it
+
+    with aws_errors():
+        session = aws_session(args, region_required=False) if args.source.startswith("s3://") else None
+        print(describe(promote(args.source, args.function_dir, session)))
+    return 0
