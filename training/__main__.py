@@ -3,9 +3,9 @@
     python -m training --data examples/data/digits.csv --target label --out build/bundle
     python -m training --help                  # every setting, with its default
     python -m training --data s3://BUCKET/data/digits.csv --out s3://BUCKET/bundles/JOB/ \\
-        --checkpoint-dir s3://BUCKET/checkpoints/JOB/       # AWS Batch (also TRAIN_* variables: batch.py)
-    python -m training train                   # SageMaker: settings and data under /opt/ml (sagemaker.py)
-    torchrun --nproc-per-node 2 -m training --data ...       # data parallel (distributed.py)
+        --checkpoint-dir s3://BUCKET/checkpoints/JOB/       # AWS Batch (also TRAIN_* variables: cloud/batch.py)
+    python -m training train                   # SageMaker: settings and data under /opt/ml (cloud/sagemaker.py)
+    torchrun --nproc-per-node 2 -m training --data ...       # data parallel (fit/distributed.py)
 
 Exit codes: 0 done; 2 bad settings or data (a retry cannot help); 3 export refused by the parity gate;
 143 stopped by SIGTERM after writing a checkpoint (a retry resumes from it).
@@ -44,9 +44,9 @@ from training.config import ConfigError, TrainConfig
 from training.data.splits import DataError, load_splits
 from training.export.export import CARD_FILE, CURVES_FILE, ExportError, copy_bundle, export_bundle
 from training.fit.distributed import Rendezvous, Worker, launch, process_group
+from training.fit.history import write_curves
 from training.fit.interrupt import Interrupted
 from training.fit.loop import fit
-from training.fit.plots import write_curves
 from training.models import build_model, serving_model
 
 logger = logging.getLogger("training")

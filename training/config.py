@@ -107,6 +107,8 @@ class TrainConfig:
             raise ConfigError(f"--d-model ({self.d_model}) must be divisible by --heads ({self.heads})")
         if self.model == "cnn" and len(self.input_shape) != 3:
             raise ConfigError("--model cnn needs --input-shape C,H,W (for example 1,8,8)")
+        if self.shift_pixels and len(self.input_shape) != 3:
+            raise ConfigError("--shift-pixels needs --input-shape C,H,W (for example 1,8,8)")
 
     @property
     def checkpoint_location(self) -> str:

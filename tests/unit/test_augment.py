@@ -1,11 +1,10 @@
 """Augmentation: shifts with zero fill, noise in feature standard deviations, mixup, reproducibility."""
 
 import numpy as np
-import pytest
 import torch
 import torch.nn.functional as F
 
-from training.config import ConfigError, TrainConfig
+from training.config import TrainConfig
 from training.data.augment import Augmenter, add_noise, mixup, shift_images
 
 
@@ -97,8 +96,3 @@ def test_augmenter_is_reproducible_from_the_generator_state() -> None:
 
     assert not torch.equal(first[0], second[0])
     assert torch.equal(first[0], replayed[0]) and torch.equal(first[1], replayed[1])
-
-
-def test_augmenter_refuses_shifts_without_an_image_shape() -> None:
-    with pytest.raises(ConfigError, match="--shift-pixels needs --input-shape"):
-        Augmenter(TrainConfig(shift_pixels=1), torch.ones(64), 10, seeded(), np.random.default_rng(0))

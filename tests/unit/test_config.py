@@ -80,6 +80,13 @@ def test_config_refuses_cnn_without_an_input_shape() -> None:
         parse_config(["--model", "cnn"])
 
 
+def test_config_refuses_shifts_without_an_image_shape_before_any_data_is_read() -> None:
+    with pytest.raises(ConfigError, match="--shift-pixels needs --input-shape"):
+        TrainConfig(shift_pixels=1)
+    with pytest.raises(ConfigError, match="--shift-pixels needs --input-shape"):
+        parse_config(["--shift-pixels", "1", "--data", "no/such/file.csv"])
+
+
 def test_config_refuses_a_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         parse_config(["--config", str(tmp_path / "absent.yaml")])

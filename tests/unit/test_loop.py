@@ -14,10 +14,9 @@ import torch
 from training.config import ConfigError, TrainConfig
 from training.data.splits import Split, Splits
 from training.export.evaluate import evaluate
-from training.fit.history import History
+from training.fit.history import History, write_curves
 from training.fit.loop import fit
 from training.fit.optim import penalised_weights, penalty
-from training.fit.plots import write_curves
 from training.models import Pipeline, build_model
 
 CPU = torch.device("cpu")

@@ -48,8 +48,6 @@ class Augmenter:
         generator: torch.Generator,
         numpy_rng: np.random.Generator,
     ) -> None:
-        if config.shift_pixels and len(config.input_shape) != 3:
-            raise ConfigError("--shift-pixels needs --input-shape C,H,W (for example 1,8,8)")
         if config.shift_pixels and math.prod(config.input_shape) != feature_std.numel():
             raise ConfigError(f"--input-shape {config.input_shape} does not match the {feature_std.numel()} features")
         self.config = config

@@ -1,4 +1,4 @@
-"""File access for the training data: where it lives, how each format is read, its fingerprint."""
+"""File access for the training data: where it lives (a path, a folder or S3) and how each format is read."""
 
 import tempfile
 from collections.abc import Iterator, Sequence

@@ -87,7 +87,7 @@ class Trainer:
         self.numpy_rng = np.random.default_rng([config.seed, AUGMENT_STREAM, self.rank])
         self.augment = Augmenter(config, model.std, self.n_classes, self.generator, self.numpy_rng)
         self.stopping = early_stopping_for(config, splits.task)
-        self.history = History(metric=self.stopping.metric)
+        self.history = History(self.stopping)
         self.store = open_store(config.checkpoint_location) if self.rank == 0 else None  # rank 0 alone writes
         self.bf16 = config.precision == "bf16" and device.type == "cuda"
         self.forward = self._training_forward()
@@ -180,7 +180,6 @@ class Trainer:
         train_loss = all_ranks_sum(self.loss_sum) / seen
         patience_ran_out = self.stopping.update(self.epoch, figures, self.model)
         self.history.stopped_early = patience_ran_out and self.epoch < self.epochs
-        self.history.best_epoch = self.stopping.best_epoch
         if self.config.schedule != "onecycle":
             self.schedule.step()
         seconds = time.perf_counter() - started
@@ -248,7 +247,6 @@ class Trainer:
         self.stopping.load_state(state["early_stopping"])
         self.history.epochs = state["history"]["epochs"]
         self.history.stopped_early = state["history"]["stopped_early"]
-        self.history.best_epoch = self.stopping.best_epoch
 
     def _restore_streams(self, saved: dict[str, Any]) -> None:
         self.shuffle.set_state(saved["shuffle"])
