@@ -1,4 +1,4 @@
-"""`sml promote`: fetch a model bundle, verify it, and swap it into the function's model/ folder atomically."""
+"""`sml promote`: fetch a model bundle, verify it, and put it into the function's model/ folder, its card last."""
 
 import base64
 import hashlib
@@ -12,13 +12,13 @@ from typing import Any
 import boto3
 from botocore.exceptions import FlexibleChecksumError
 
-from sml.bundle import BUNDLE_FILES, CARD_FILE, Bundle, BundleError, verify_bundle
+from sml.bundle import BUNDLE_FILES, CARD_FILE, INT8_FILE, MODEL_FILE, Bundle, BundleError, verify_bundle
 from sml.errors import UserError
 from training.cloud.contract import split_s3_uri
+from training.export.publish import publish
 
 MODEL_DIR_NAME = "model"  # the function's MODEL_DIR in template.yaml
 STAGING_PREFIX = ".model-staging-"
-RETIRED_PREFIX = ".model-retired-"
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,7 @@ def promote(source: str, function_dir: Path, session: boto3.Session | None = Non
         fetch_bundle(source, staging, session)
         bundle = verify_bundle(staging)  # the copies that will be served, not the source
         previous = read_previous_card(model_dir)
-        keep_other_files(model_dir, staging)
-        swap_in(staging, model_dir)
+        publish(staging, model_dir, (MODEL_FILE, INT8_FILE), CARD_FILE)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return Promotion(bundle=Bundle(path=model_dir, card=bundle.card, files=bundle.files), previous=previous)
@@ -108,30 +107,6 @@ def read_previous_card(model_dir: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return card if isinstance(card, dict) else None
-
-
-def keep_other_files(model_dir: Path, staging: Path) -> None:
-    """Carry over files that are not part of a bundle (a .gitignore, a README) so the swap does not drop them."""
-    if model_dir.is_dir():
-        for item in model_dir.iterdir():
-            if item.is_file() and item.name not in BUNDLE_FILES:
-                shutil.copy2(item, staging / item.name)
-
-
-def swap_in(staging: Path, model_dir: Path) -> None:
-    """Rename the old folder aside, the new one into place, and put the old one back if the second rename fails."""
-    retired = Path(tempfile.mkdtemp(prefix=RETIRED_PREFIX, dir=model_dir.parent)) / MODEL_DIR_NAME
-    try:
-        if model_dir.exists():
-            model_dir.rename(retired)
-        try:
-            staging.rename(model_dir)
-        except OSError:
-            if retired.exists():
-                retired.rename(model_dir)
-            raise
-    finally:
-        shutil.rmtree(retired.parent, ignore_errors=True)
 
 
 def describe(promotion: Promotion) -> str:

@@ -93,6 +93,15 @@ def test_promote_places_the_int8_model_when_the_card_records_it(function_dir, ca
     assert sha256(function_dir / "model" / "model.int8.onnx") == sha256(candidate / "model.int8.onnx")
 
 
+def test_promote_removes_an_int8_model_the_new_card_does_not_record(function_dir, candidate, tiny_bundle):
+    shutil.copy(candidate / "model.onnx", candidate / "model.int8.onnx")
+    edit_card(candidate, lambda card: card.update(int8={"kept": True, "sha256": sha256(candidate / "model.onnx")}))
+    assert main(["promote", str(candidate), "--function-dir", str(function_dir)]) == 0
+
+    assert main(["promote", str(tiny_bundle), "--function-dir", str(function_dir)]) == 0
+    assert snapshot(function_dir / "model") == snapshot(tiny_bundle)
+
+
 def tamper_weight_same_size(bundle: Path) -> None:
     """Flip the lowest bit of one stored weight: same size, still valid ONNX, slightly different numbers."""
     import onnx

@@ -20,6 +20,7 @@ from training.data.splits import Splits
 from training.export.card import SAMPLE_ROWS, build_card
 from training.export.onnx_int8 import quantize_int8
 from training.export.onnx_run import PARITY_BATCHES, measure_latency, open_session, run_session, test_metrics
+from training.export.publish import publish
 
 ONNX_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
@@ -79,7 +80,7 @@ def export_bundle(
         for name, path in (attachments or {}).items():
             shutil.copyfile(path, staging / name)
         (staging / CARD_FILE).write_text(json.dumps(card, indent=2, allow_nan=False) + "\n")
-        publish(staging, out_dir)
+        publish(staging, out_dir, (ONNX_FILE, INT8_FILE), CARD_FILE)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     logger.info(
@@ -167,22 +168,6 @@ def check_parity(
         worst["parity_max_abs_error"] = max(worst["parity_max_abs_error"], float(np.max(difference)))
         worst["parity_max_scaled_error"] = max(worst["parity_max_scaled_error"], scaled)
     return worst, outputs
-
-
-def publish(staging: Path, out_dir: Path) -> None:
-    """Move a checked bundle into place: at once when `out_dir` is new, else file by file with the card last."""
-    if not out_dir.exists():
-        staging.rename(out_dir)
-        return
-    # Without its card a folder is no bundle: readers see none while the files are swapped, never a mixed one.
-    (out_dir / CARD_FILE).unlink(missing_ok=True)
-    staged = {path.name for path in staging.iterdir()} - {CARD_FILE}
-    for name in sorted(staged | {ONNX_FILE, INT8_FILE}):  # a model the new card does not describe must go
-        if name in staged:
-            (staging / name).replace(out_dir / name)
-        else:
-            (out_dir / name).unlink(missing_ok=True)
-    (staging / CARD_FILE).replace(out_dir / CARD_FILE)
 
 
 def copy_bundle(bundle: Path, out_dir: Path) -> None:
