@@ -140,6 +140,8 @@ HELP: dict[str, str] = {
     "exclude": "comma-separated columns dropped at read time (identifiers, personal data)",
     "features": "comma-separated feature columns (default: all but target and excluded)",
     "task": "classification or regression (auto: decided from the target)",
+    "val_data": "validation rows from a file of their own, with the columns of --data, instead of a part of --data",
+    "test_data": "test rows from a file of their own, with the columns of --data, instead of a part of --data",
     "input_shape": "image shape of each row, e.g. 1,8,8 (needed by --model cnn)",
     "model": "network: mlp, cnn (image-shaped inputs) or transformer (feature tokens)",
     "epochs": "passes over the training split",
