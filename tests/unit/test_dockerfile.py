@@ -39,6 +39,16 @@ def test_dockerfile_copies_only_files_that_exist() -> None:
     assert missing == []
 
 
+def test_dockerignore_lets_in_what_the_dockerfile_copies_and_nothing_else() -> None:
+    lines = [line for line in (REPO / ".dockerignore").read_text().splitlines() if line and not line.startswith("#")]
+    sources = {source.rstrip("/") for copy in arguments_of("COPY") for source in shlex.split(copy)[:-1]}
+
+    assert lines[0] == "*"
+    let_in = {line.removeprefix("!") for line in lines if line.startswith("!")}
+    assert {source for source in sources if not any(source.startswith(allowed) for allowed in let_in)} == set()
+    assert {allowed for allowed in let_in if not any(source.startswith(allowed) for source in sources)} == set()
+
+
 def test_dockerfile_base_image_is_python_pinned_by_its_full_version() -> None:
     (base,) = arguments_of("FROM")
 
