@@ -84,3 +84,8 @@ def test_a_part_file_without_targets_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(DataError, match=r"^--test-data: no row has a target"):
         load(tmp_path, test_data=tmp_path / "test.csv")
+
+
+def test_a_missing_part_file_is_refused_naming_the_setting(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"^--val-data: .*absent\.csv not found"):
+        load(tmp_path, val_data=tmp_path / "absent.csv")

@@ -32,7 +32,12 @@ def read_sources(config: TrainConfig) -> tuple[pd.DataFrame, np.ndarray, str, st
     tables: list[pd.DataFrame] = []
     with ExitStack() as files:
         for origin, location in locations.items():
-            path = files.enter_context(open_data(location))
+            try:
+                path = files.enter_context(open_data(location))
+            except DataError as error:
+                if origin == TRAINING_FILE:
+                    raise
+                raise DataError(f"{flag(PART_SETTINGS[origin])}: {error}") from None
             table = read_table(path, exclude=config.exclude)
             if origin == TRAINING_FILE:
                 name, sha256 = path.name, file_sha256(path)
