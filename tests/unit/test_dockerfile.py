@@ -124,6 +124,14 @@ def test_training_requirements_hold_pyproject_dev_pins_and_the_torch_the_tests_r
     assert pinned["torch"] == torch.__version__.split("+")[0]
 
 
+def test_dockerfile_python_is_the_one_the_pins_were_resolved_on() -> None:
+    (base,) = arguments_of("FROM")
+    resolved = re.search(r"CPython (\d+\.\d+) ", REQUIREMENTS.read_text())
+
+    assert resolved is not None
+    assert base.split(":")[1].startswith(f"{resolved[1]}."), (base, resolved[1])
+
+
 def test_hadolint_reports_nothing(tmp_path: Path) -> None:
     hadolint = Path(sys.executable).with_name("hadolint")
     # tmp_path as home and working folder: no stray .hadolint.yaml is read
