@@ -47,9 +47,56 @@ def serialize(document: Any) -> str:
     return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
-def predict(ready: Model, event: Mapping[str, Any], max_batch: int) -> Prediction:
-    """Score the event's `instances` with the model, or raise ApiError."""
+# Lambda's limit on a synchronous invocation's reply; sml/worker.py's MAX_PAYLOAD_BYTES is its twin.
+RESPONSE_LIMIT_BYTES = 6 * 1024 * 1024
+# The longest text orjson writes for a float32 (shortest round-trip form, sign and exponent): "-1.1754944e-38".
+FLOAT32_TEXT_BYTES = 14
+# What the proxy response adds around the body: statusCode, headers, isBase64Encoded, cookies (app.handle).
+ENVELOPE_BYTES = 256
+
+
+def embedded_size(document: Any) -> int:
+    """The bytes `document` takes as the proxy response's body: JSON text inside a JSON string."""
+    return len(orjson.dumps(serialize(document)))
+
+
+def regression_width(ready: Model) -> int:
+    """Numbers per row of a regression answer: the graph's output shape, else the card's sample row."""
+    dims = next(output.shape for output in ready.session.get_outputs() if output.name == ready.output_name)[1:]
+    if all(isinstance(dim, int) for dim in dims):
+        return max(1, int(np.prod(dims, dtype=np.int64)))
+    return max(1, int(np.size(ready.card["sample"]["outputs"][0])))
+
+
+def rows_that_fit(ready: Model) -> int:
+    """How many rows' answer stays within Lambda's response limit, counting each number at its longest."""
+    identity = {"name": ready.name, "version": ready.version}
+    if ready.task == "regression":
+        width = regression_width(ready)
+        fixed = embedded_size({"predictions": [], "model": identity})
+        label = 0
+    else:
+        width = len(ready.labels)
+        fixed = embedded_size({"predictions": [], "probabilities": [], "labels": ready.labels, "model": identity})
+        label = max(embedded_size(name) for name in ready.labels) + 1  # its quotes escaped, and a comma
+    # Each row: its numbers and their commas, "[]" and a comma; a row of a multi-output model is one more [].
+    row = label + width * (FLOAT32_TEXT_BYTES + 1) + 4
+    return max(0, (RESPONSE_LIMIT_BYTES - ENVELOPE_BYTES - fixed) // row)
+
+
+def predict(ready: Model, event: Mapping[str, Any], max_batch: int, rows_fit: int | None = None) -> Prediction:
+    """Score the event's `instances` with the model, or raise ApiError.
+
+    `rows_fit` (rows_that_fit, computed once per model) refuses a batch whose answer Lambda could not return.
+    """
     batch = parse_instances(read_body(event), ready.row_shape, max_batch)
+    if rows_fit is not None and len(batch) > rows_fit:
+        raise ApiError(
+            413,
+            "batch_too_large",
+            f"at most {rows_fit} instances per request for this model, got {len(batch)}: "
+            f"the answer to more would exceed Lambda's {RESPONSE_LIMIT_BYTES} byte response limit",
+        )
     started = time.perf_counter()
     scores = ready.predict(batch)
     model_ms = (time.perf_counter() - started) * 1000.0
@@ -103,6 +150,15 @@ def parse_json(body: bytes | str) -> Any:
         raise ApiError(400, "invalid_json", f"the body is not valid UTF-8 JSON: {error}") from error
 
 
+def holds_boolean(body: bytes | str, instances: list[Any]) -> bool:
+    """Whether a row holds true or false, which numpy would read as 1 and 0 in a row with numbers."""
+    # A text search keeps the walk off every request that holds neither word.
+    found = ("true" in body or "false" in body) if isinstance(body, str) else (b"true" in body or b"false" in body)
+    if not found:
+        return False
+    return any(type(value) is bool for value in np.array(instances, dtype=object).flat)
+
+
 def parse_instances(body: bytes | str, row_shape: tuple[int, ...], max_batch: int) -> Float32Array:
     """The body's `instances` as a float32 array of shape [n, *row_shape], or an ApiError."""
     document = parse_json(body)
@@ -117,8 +173,8 @@ def parse_instances(body: bytes | str, row_shape: tuple[int, ...], max_batch: in
         batch = np.array(instances)
     except ValueError as error:  # ragged rows
         raise ApiError(422, "invalid_instances", f"every instance must have shape {list(row_shape)}") from error
-    if batch.dtype.kind not in "iuf":
-        raise ApiError(422, "invalid_instances", "instances must contain numbers only")
+    if batch.dtype.kind not in "iuf" or holds_boolean(body, instances):
+        raise ApiError(422, "invalid_instances", "instances must contain numbers only (true and false are not)")
     if batch.shape[1:] != row_shape:
         raise ApiError(
             422, "invalid_instances", f"every instance must have shape {list(row_shape)}, got {list(batch.shape[1:])}"
