@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from sml.worker import MAX_PAYLOAD_BYTES as RESPONSE_LIMIT_BYTES  # Lambda's limit, as `sml invoke` holds to it
 from tests.conftest import drop_predict_modules, import_predict_app, read_event
 
-RESPONSE_LIMIT_BYTES = 6 * 1024 * 1024  # Lambda's limit on a synchronous invocation's reply
 ROW = [1.5, -2.25, 7.0, 0.125]
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics:UserWarning")
 
@@ -67,3 +67,8 @@ def test_predict_small_model_keeps_max_batch_as_its_only_limit(digits_bundle, la
             drop_predict_modules()
 
     assert response["statusCode"] == 200  # 4,096 rows of 10 probabilities: ~0.7 MB
+
+
+def test_predict_response_limit_is_sml_workers_twin(app):
+    # functions/ may not import sml: predict.py keeps its own copy of the limit, held equal here.
+    assert app.predict.RESPONSE_LIMIT_BYTES == RESPONSE_LIMIT_BYTES

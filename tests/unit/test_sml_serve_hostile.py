@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import read_event
 from tests.projects import LocalApi, predict_project
@@ -188,3 +190,30 @@ def test_sml_serve_answers_the_committed_event_body(server):
     status, _, answer = server.request("POST", "/predict", body, {"Content-Type": "application/json"})
 
     assert status == 200 and json.loads(answer)["predictions"]
+
+
+TOKENS = st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=12)
+FIELD_VALUES = st.text(st.characters(min_codepoint=32, max_codepoint=255, exclude_characters="\r\n"), max_size=40)
+HEADERS = st.lists(
+    st.tuples(st.sampled_from(["Content-Length", "Transfer-Encoding", "Content-Type", "Expect", "X-A"]) | TOKENS,
+              FIELD_VALUES | st.sampled_from(["chunked", "0", "5", "-1", "application/json", "100-continue"])),
+    max_size=5,
+)  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    method=st.sampled_from(["GET", "POST", "PUT", "HEAD"]) | TOKENS,
+    target=st.sampled_from(["/predict", "/health", "/model", "*", "http://x/health"]) | TOKENS,
+    version=st.sampled_from(["HTTP/1.1", "HTTP/1.0", "HTTP/2", "HTTP/1.1.1", "http/1.1"]) | TOKENS,
+    headers=HEADERS,
+    body=st.binary(max_size=300),
+)
+def test_sml_serve_no_generated_request_gets_a_5xx_or_silence(server, method, target, version, headers, body):
+    head = f"{method} {target} {version}\r\n" + "".join(f"{name}: {value}\r\n" for name, value in headers)
+
+    status, headers_sent, answer = parse(exchange(server, head.encode("latin-1") + b"\r\n" + body))
+
+    assert status < 500 or status in (501, 505), answer
+    if method != "HEAD":
+        assert headers_sent["content-type"] == "application/json" and json.loads(answer)
