@@ -19,6 +19,8 @@ from sml.local.gateway import compile_routes, gateway_error, match_route, refusa
 from sml.local.template import Route
 from sml.local.worker import MAX_PAYLOAD_BYTES, FunctionWorker
 
+MAX_REQUEST_LINE = 65536  # http.server's own limit on the request line
+MAX_LOGGED_PATH = 200  # the access log shows no more of a path
 IDLE_TIMEOUT_S = 30  # a connection that sends nothing for this long is closed (a request mid-way gets a 408)
 
 logger = logging.getLogger("sml.serve")
@@ -96,6 +98,7 @@ class RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = IDLE_TIMEOUT_S
     server: LocalApiServer
+    raw_requestline: bytes
 
     def dispatch(self) -> None:
         started = time.perf_counter()
@@ -109,7 +112,7 @@ class RequestHandler(BaseHTTPRequestHandler):
             response = self.respond(url)
         self.write_response(response)
         duration_ms = (time.perf_counter() - started) * 1000
-        logger.info("%s %s %d %.1f ms", self.command, url.path, response.status, duration_ms)
+        logger.info("%s %s %d %.1f ms", self.command, url.path[:MAX_LOGGED_PATH], response.status, duration_ms)
 
     def respond(self, url: SplitResult) -> HttpResponse:
         try:
@@ -153,7 +156,17 @@ class RequestHandler(BaseHTTPRequestHandler):
         return super().handle_expect_100()
 
     def parse_request(self) -> bool:
-        """http.server's parsing, refusing what it lets through: HTTP/0.9 and versions below 1.0."""
+        """http.server's parsing, refusing what it lets through (HTTP/0.9, versions below 1.0) or drops silently."""
+        if self.raw_requestline in (b"\r\n", b"\n"):  # RFC 9112 2.2: ignore one empty line before a request
+            self.raw_requestline = self.rfile.readline(MAX_REQUEST_LINE + 1)
+            if not self.raw_requestline:
+                self.close_connection = True
+                return False
+        if len(self.raw_requestline) > MAX_REQUEST_LINE or not self.raw_requestline.strip():
+            self.command, self.requestline, self.request_version = "", "", "HTTP/1.1"  # what send_error reads
+            too_long = len(self.raw_requestline) > MAX_REQUEST_LINE
+            self.send_error(HTTPStatus.REQUEST_URI_TOO_LONG if too_long else HTTPStatus.BAD_REQUEST)
+            return False
         if not super().parse_request():
             return False
         if not self.request_version.startswith("HTTP/1."):

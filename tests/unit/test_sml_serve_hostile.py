@@ -37,6 +37,8 @@ def with_headers(*headers: bytes, body: bytes = b"") -> bytes:
 HOSTILE_REQUESTS = [
     # (case, raw request, status, error code)
     ("garbage request line", b"GARBAGE\r\n\r\n", 400, "bad_request"),
+    ("empty request lines", b"\r\n\r\n", 400, "bad_request"),
+    ("tabs only", b"\t \t\r\n\r\n", 400, "bad_request"),
     ("four words", b"GET /health HTTP/1.1 more\r\n\r\n", 400, "bad_request"),
     (
         "tls handshake",
