@@ -56,22 +56,29 @@ def tracing_enabled() -> bool:
     return not disabled and "LAMBDA_TASK_ROOT" in os.environ and "AWS_SAM_LOCAL" not in os.environ
 
 
-def load_model() -> tuple[model.Model | None, str | None]:
-    """Load the bundle during init; a broken bundle is reported by every route, never a crash loop."""
+def load_model() -> tuple[model.Model | None, str | None, int]:
+    """Load the bundle during init, and how many rows' answer fits in Lambda's reply (predict.rows_that_fit).
+
+    A broken bundle is reported by every route, never a crash loop.
+    """
     model_dir = model.resolve_model_dir(os.environ.get("MODEL_DIR", "model"))
     threads = int(os.environ.get("ORT_INTRA_OP_THREADS", "1"))
     try:
         loaded = model.load(model_dir, intra_op_threads=threads)
+        rows_fit = predict.rows_that_fit(loaded)
     except model.BundleError as error:
         logger.error("model unavailable", extra={"model_dir": str(model_dir), "reason": str(error)})
-        return None, str(error)
+        return None, str(error), 0
+    except Exception as error:  # onnxruntime's errors derive from Exception only: a graph that cannot answer a row
+        reason = f"model.onnx cannot answer a row of zeros: {type(error).__name__}: {error}"
+        logger.error("model unavailable", extra={"model_dir": str(model_dir), "reason": reason})
+        return None, reason, 0
     logger.append_keys(model_name=loaded.name, model_version=loaded.version)
-    logger.info("model loaded", extra={"model_dir": str(model_dir), "task": loaded.task})
-    return loaded, None
+    logger.info("model loaded", extra={"model_dir": str(model_dir), "task": loaded.task, "rows_fit": rows_fit})
+    return loaded, None, rows_fit
 
 
-MODEL, LOAD_ERROR = load_model()
-ROWS_FIT = None if MODEL is None else predict.rows_that_fit(MODEL)
+MODEL, LOAD_ERROR, ROWS_FIT = load_model()
 
 
 def answer_predict(event: Mapping[str, Any]) -> tuple[int, str]:

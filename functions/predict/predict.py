@@ -60,37 +60,36 @@ def embedded_size(document: Any) -> int:
     return len(orjson.dumps(serialize(document)))
 
 
-def regression_width(ready: Model) -> int:
-    """Numbers per row of a regression answer: the graph's output shape, else the card's sample row."""
+def answer_width(ready: Model) -> int:
+    """Numbers in one row's answer: the graph's output shape, or where it is symbolic, one row of zeros' output."""
     dims = next(output.shape for output in ready.session.get_outputs() if output.name == ready.output_name)[1:]
     if all(isinstance(dim, int) for dim in dims):
         return max(1, int(np.prod(dims, dtype=np.int64)))
-    return max(1, int(np.size(ready.card["sample"]["outputs"][0])))
+    return max(1, int(ready.predict(np.zeros((1, *ready.row_shape), dtype=np.float32)).size))
 
 
 def rows_that_fit(ready: Model) -> int:
     """How many rows' answer stays within Lambda's response limit, counting each number at its longest."""
     identity = {"name": ready.name, "version": ready.version}
+    width = answer_width(ready)
     if ready.task == "regression":
-        width = regression_width(ready)
         fixed = embedded_size({"predictions": [], "model": identity})
         label = 0
     else:
-        width = len(ready.labels)
         fixed = embedded_size({"predictions": [], "probabilities": [], "labels": ready.labels, "model": identity})
-        label = max(embedded_size(name) for name in ready.labels) + 1  # its quotes escaped, and a comma
+        label = max((embedded_size(name) for name in ready.labels), default=2) + 1  # quotes escaped, a comma
     # Each row: its numbers and their commas, "[]" and a comma; a row of a multi-output model is one more [].
     row = label + width * (FLOAT32_TEXT_BYTES + 1) + 4
     return max(0, (RESPONSE_LIMIT_BYTES - ENVELOPE_BYTES - fixed) // row)
 
 
-def predict(ready: Model, event: Mapping[str, Any], max_batch: int, rows_fit: int | None = None) -> Prediction:
+def predict(ready: Model, event: Mapping[str, Any], max_batch: int, rows_fit: int) -> Prediction:
     """Score the event's `instances` with the model, or raise ApiError.
 
     `rows_fit` (rows_that_fit, computed once per model) refuses a batch whose answer Lambda could not return.
     """
     batch = parse_instances(read_body(event), ready.row_shape, max_batch)
-    if rows_fit is not None and len(batch) > rows_fit:
+    if len(batch) > rows_fit:
         raise ApiError(
             413,
             "batch_too_large",
