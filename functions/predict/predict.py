@@ -47,7 +47,7 @@ def serialize(document: Any) -> str:
     return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
-# Lambda's limit on a synchronous invocation's reply; sml/worker.py's MAX_PAYLOAD_BYTES is its twin.
+# Lambda's limit on a synchronous invocation's reply; sml/local/worker.py's MAX_PAYLOAD_BYTES is its twin.
 RESPONSE_LIMIT_BYTES = 6 * 1024 * 1024
 # The longest text orjson writes for a float32 (shortest round-trip form, sign and exponent): "-1.1754944e-38".
 FLOAT32_TEXT_BYTES = 14

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from sml.worker import MAX_PAYLOAD_BYTES as RESPONSE_LIMIT_BYTES  # Lambda's limit, as `sml invoke` holds to it
+from sml.local.worker import MAX_PAYLOAD_BYTES as RESPONSE_LIMIT_BYTES  # Lambda's limit, as `sml invoke` holds to it
 from tests.conftest import drop_predict_modules, import_predict_app, read_event
 
 ROW = [1.5, -2.25, 7.0, 0.125]
