@@ -374,7 +374,7 @@ for batch, n in ((1, {n1}), (64, {n64})):
         assert app.lambda_handler(request, context)["statusCode"] == 200
     def own():
         # The function's own work for POST /predict (predict.py): no routing, logs or metrics.
-        predict.serialize(predict.predict(app.MODEL, request, app.MAX_BATCH).answer)
+        predict.serialize(predict.predict(app.MODEL, request, app.MAX_BATCH, app.ROWS_FIT).answer)
     def run():
         app.MODEL.session.run(["probabilities"], {{"features": features}})
     def parse():

@@ -1,6 +1,7 @@
 """Shared test setup: powertools env vars, real tiny model bundles, API Gateway events, a fake context."""
 
 import importlib
+import importlib.util
 import json
 import os
 import sys
@@ -109,3 +110,15 @@ def load_predict_app(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., 
     """load_predict_app(model_dir, MAX_BATCH="8") -> the app module, loaded against that bundle."""
     yield lambda model_dir, **env: import_predict_app(monkeypatch, model_dir, **env)
     drop_predict_modules()
+
+
+PRETRAFFIC_HOOK = ROOT / "functions" / "pretraffic" / "hook.py"
+
+
+def import_pretraffic_hook() -> ModuleType:
+    """functions/pretraffic/hook.py as its own module (a name no other function's module uses)."""
+    spec = importlib.util.spec_from_file_location("pretraffic_hook", PRETRAFFIC_HOOK)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -14,6 +14,7 @@ Exit codes: 0 done; 2 bad settings or data (a retry cannot help); 3 export refus
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -65,6 +66,7 @@ SINGLE_PROCESS = Worker()
 def train(config: TrainConfig, worker: Worker = SINGLE_PROCESS, model_dir: Path | None = None) -> dict[str, Any] | None:
     """Data -> model -> train (every rank) -> export a verified bundle (rank 0); returns the card on rank 0."""
     device = choose_device(config, worker.local_rank)
+    check_compiler(config, device)
     if worker.rank == 0 and is_s3(config.out) and CARD_FILE in check_writable_prefix(config.out):
         logger.warning("%s already holds a bundle; its files are replaced, %s last", config.out, CARD_FILE)
     with process_group(worker, device):
@@ -95,6 +97,15 @@ def choose_device(config: TrainConfig, local_rank: int = 0) -> torch.device:
     if config.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda: no CUDA device is visible; use --device auto or cpu")
     return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
+
+
+def check_compiler(config: TrainConfig, device: torch.device) -> None:
+    """--compile on CUDA has Triton build its launchers with a C compiler: without one, refuse it before any work."""
+    if config.compile and device.type == "cuda" and not any(map(shutil.which, (os.environ.get("CC", "gcc"), "clang"))):
+        raise ConfigError(
+            "--compile: torch.compile on a GPU needs a C compiler (gcc, clang or $CC) and none is on PATH; "
+            "install one (training/Dockerfile does) or drop --compile"
+        )
 
 
 def local_processes(config: TrainConfig) -> int:

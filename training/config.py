@@ -37,6 +37,8 @@ class TrainConfig:
     input_shape: tuple[int, ...] = ()  # e.g. 1,8,8 for a cnn over flat pixel columns
     val_fraction: float = 0.15
     test_fraction: float = 0.15
+    val_data: str = ""  # validation rows from a file of their own (SageMaker: channel validation); empty: split
+    test_data: str = ""  # test rows from a file of their own (SageMaker: channel test); empty: split
     seed: int = 0
     name: str = ""  # bundle name; empty: "<data file stem>-<model>"
     # augmentation (training split only)

@@ -6,8 +6,9 @@ ConfigError that names the flag and what it expects.
 
 import argparse
 import dataclasses
+import difflib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, get_args, get_origin
@@ -89,19 +90,33 @@ def _split_items(value: Any) -> list[Any]:
     raise ValueError(value)
 
 
-def config_from_mapping(values: Mapping[str, Any], base: TrainConfig | None = None) -> TrainConfig:
-    """Build a config from a mapping of settings (file contents, SageMaker hyperparameters).
+def settings_from_mapping(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings by field name, each converted to its field's type; an unknown name or a bad value is refused.
 
-    Keys may be snake_case or kebab-case; values may be strings. Unknown keys are refused.
+    Keys may be snake_case or kebab-case; values may be strings. The values are not checked against each
+    other: config_from_mapping does that when it builds the TrainConfig.
     """
     kinds = _field_kinds()
     settings: dict[str, Any] = {}
     for raw_key, value in values.items():
         key = str(raw_key).replace("-", "_")
         if key not in kinds:
-            raise ConfigError(f"unknown setting {raw_key!r}; known settings: {', '.join(sorted(kinds))}")
+            raise ConfigError(unknown_setting(str(raw_key), kinds))
         settings[key] = _convert(key, value, kinds[key])
-    return dataclasses.replace(base or TrainConfig(), **settings)
+    return settings
+
+
+def unknown_setting(name: str, known: Iterable[str]) -> str:
+    """The message for a setting no field has: the closest known name first, then every known name."""
+    names = sorted(known)
+    closest = difflib.get_close_matches(name.replace("-", "_"), names, n=1)
+    hint = f" (did you mean {closest[0]!r}?)" if closest else ""
+    return f"unknown setting {name!r}{hint}; known settings: {', '.join(names)}"
+
+
+def config_from_mapping(values: Mapping[str, Any], base: TrainConfig | None = None) -> TrainConfig:
+    """A config from a mapping of settings (a file, SageMaker hyperparameters): see settings_from_mapping."""
+    return dataclasses.replace(base or TrainConfig(), **settings_from_mapping(values))
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
@@ -125,6 +140,8 @@ HELP: dict[str, str] = {
     "exclude": "comma-separated columns dropped at read time (identifiers, personal data)",
     "features": "comma-separated feature columns (default: all but target and excluded)",
     "task": "classification or regression (auto: decided from the target)",
+    "val_data": "validation rows from a file of their own, with the columns of --data, instead of a part of --data",
+    "test_data": "test rows from a file of their own, with the columns of --data, instead of a part of --data",
     "input_shape": "image shape of each row, e.g. 1,8,8 (needed by --model cnn)",
     "model": "network: mlp, cnn (image-shaped inputs) or transformer (feature tokens)",
     "epochs": "passes over the training split",

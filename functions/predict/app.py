@@ -3,10 +3,13 @@
 Every refusal is `{"error": {"code", "message"}}` with one of these statuses:
 
     status  code                     when
+    400     invalid_event            the event is not an API Gateway HTTP API event (a direct invoke can send
+                                     anything): not an object, no requestContext.http.method, a body or
+                                     headers of the wrong type
     400     invalid_json             the body is empty, not UTF-8 JSON, nested too deeply, or flagged
                                      base64 but not valid base64
     404     not_found                no such route
-    413     batch_too_large          more than MAX_BATCH instances
+    413     batch_too_large          more than MAX_BATCH instances, or more than fit in Lambda's 6 MB answer
     415     unsupported_media_type   a Content-Type other than application/json
     422     invalid_instances        no `instances`, not a non-empty list of rows of the card's shape,
                                      or values that are not numbers
@@ -53,21 +56,29 @@ def tracing_enabled() -> bool:
     return not disabled and "LAMBDA_TASK_ROOT" in os.environ and "AWS_SAM_LOCAL" not in os.environ
 
 
-def load_model() -> tuple[model.Model | None, str | None]:
-    """Load the bundle during init; a broken bundle is reported by every route, never a crash loop."""
+def load_model() -> tuple[model.Model | None, str | None, int]:
+    """Load the bundle during init, and how many rows' answer fits in Lambda's reply (predict.rows_that_fit).
+
+    A broken bundle is reported by every route, never a crash loop.
+    """
     model_dir = model.resolve_model_dir(os.environ.get("MODEL_DIR", "model"))
     threads = int(os.environ.get("ORT_INTRA_OP_THREADS", "1"))
     try:
         loaded = model.load(model_dir, intra_op_threads=threads)
+        rows_fit = predict.rows_that_fit(loaded)
     except model.BundleError as error:
         logger.error("model unavailable", extra={"model_dir": str(model_dir), "reason": str(error)})
-        return None, str(error)
+        return None, str(error), 0
+    except Exception as error:  # onnxruntime's errors derive from Exception only: a graph that cannot answer a row
+        reason = f"model.onnx cannot answer a row of zeros: {type(error).__name__}: {error}"
+        logger.error("model unavailable", extra={"model_dir": str(model_dir), "reason": reason})
+        return None, reason, 0
     logger.append_keys(model_name=loaded.name, model_version=loaded.version)
-    logger.info("model loaded", extra={"model_dir": str(model_dir), "task": loaded.task})
-    return loaded, None
+    logger.info("model loaded", extra={"model_dir": str(model_dir), "task": loaded.task, "rows_fit": rows_fit})
+    return loaded, None, rows_fit
 
 
-MODEL, LOAD_ERROR = load_model()
+MODEL, LOAD_ERROR, ROWS_FIT = load_model()
 
 
 def answer_predict(event: Mapping[str, Any]) -> tuple[int, str]:
@@ -75,7 +86,7 @@ def answer_predict(event: Mapping[str, Any]) -> tuple[int, str]:
     try:
         if MODEL is None:
             raise predict.model_unavailable(LOAD_ERROR)
-        prediction = predict.predict(MODEL, event, MAX_BATCH)
+        prediction = predict.predict(MODEL, event, MAX_BATCH, ROWS_FIT)
     except predict.ApiError as error:
         return error.status, predict.serialize(error.document())
     # Two metrics, flushed once per invocation: Predictions' SampleCount is the request count and its
@@ -92,14 +103,56 @@ def resolver() -> "APIGatewayHttpResolver":
     return api.build(MODEL, LOAD_ERROR, MAX_BATCH, answer_predict)
 
 
+JSON_TYPES = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number",
+              float: "a number", type(None): "null"}  # fmt: skip
+# The event's optional fields that the routes read, with the type API Gateway gives each (payload 2.0).
+OPTIONAL_FIELDS = (("rawQueryString", str), ("body", str), ("isBase64Encoded", bool), ("headers", dict),
+                   ("queryStringParameters", dict), ("pathParameters", dict), ("cookies", list))  # fmt: skip
+
+
+def json_type(value: object) -> str:
+    return JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def event_problem(event: object) -> str | None:
+    """Why `event` is not an HTTP API event the routes can read, or None: a direct invoke can send anything.
+
+    One check where the event is first read, so that no route meets a field of the wrong type.
+    """
+    if not isinstance(event, dict):
+        return f"the event must be an object, got {json_type(event)}"
+    context = event.get("requestContext")
+    http = context.get("http") if isinstance(context, dict) else None
+    if not isinstance(http, dict) or not isinstance(http.get("method"), str):
+        return "the event has no requestContext.http.method: send an API Gateway HTTP API (payload 2.0) event"
+    for key in ("routeKey", "rawPath"):
+        if not isinstance(event.get(key), str):
+            return f"the event's {key} must be a string, got {json_type(event.get(key))}"
+    for key, kind in OPTIONAL_FIELDS:
+        value = event.get(key)
+        if value is not None and not isinstance(value, kind):
+            return f"the event's {key} must be {JSON_TYPES[kind]} or absent, got {json_type(value)}"
+        items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        if not all(isinstance(item, str) for item in items):
+            return f"the event's {key} must hold strings only"
+    return None
+
+
+def proxy_response(status: int, body: str) -> dict[str, Any]:
+    # The proxy response powertools' resolver writes for a Response(status, "application/json", body).
+    headers = {"Content-Type": "application/json"}
+    return {"statusCode": status, "body": body, "isBase64Encoded": False, "headers": headers, "cookies": []}
+
+
 def handle(event: dict[str, Any], context: "LambdaContext") -> dict[str, Any]:
+    problem = event_problem(event)
+    if problem is not None:
+        logger.warning("refused an event that is not API Gateway's", extra={"reason": problem})
+        return proxy_response(400, predict.serialize(predict.ApiError(400, "invalid_event", problem).document()))
     # API Gateway's request id, read directly: correlation_id_path would run a JMESPath query per request.
-    logger.set_correlation_id((event.get("requestContext") or {}).get("requestId"))
-    if event.get("routeKey") == PREDICT_ROUTE:
-        status, body = answer_predict(event)
-        # The proxy response powertools' resolver writes for a Response(status, "application/json", body).
-        headers = {"Content-Type": "application/json"}
-        return {"statusCode": status, "body": body, "isBase64Encoded": False, "headers": headers, "cookies": []}
+    logger.set_correlation_id(event["requestContext"].get("requestId"))
+    if event["routeKey"] == PREDICT_ROUTE:
+        return proxy_response(*answer_predict(event))
     return resolver().resolve(event, context)
 
 

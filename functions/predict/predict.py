@@ -47,9 +47,55 @@ def serialize(document: Any) -> str:
     return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
-def predict(ready: Model, event: Mapping[str, Any], max_batch: int) -> Prediction:
-    """Score the event's `instances` with the model, or raise ApiError."""
+# Lambda's limit on a synchronous invocation's reply; sml/local/worker.py's MAX_PAYLOAD_BYTES is its twin.
+RESPONSE_LIMIT_BYTES = 6 * 1024 * 1024
+# The longest text orjson writes for a float32 (shortest round-trip form, sign and exponent): "-1.1754944e-38".
+FLOAT32_TEXT_BYTES = 14
+# What the proxy response adds around the body: statusCode, headers, isBase64Encoded, cookies (app.handle).
+ENVELOPE_BYTES = 256
+
+
+def embedded_size(document: Any) -> int:
+    """The bytes `document` takes as the proxy response's body: JSON text inside a JSON string."""
+    return len(orjson.dumps(serialize(document)))
+
+
+def answer_width(ready: Model) -> int:
+    """Numbers in one row's answer: the graph's output shape, or where it is symbolic, one row of zeros' output."""
+    dims = next(output.shape for output in ready.session.get_outputs() if output.name == ready.output_name)[1:]
+    if all(isinstance(dim, int) for dim in dims):
+        return max(1, int(np.prod(dims, dtype=np.int64)))
+    return max(1, int(ready.predict(np.zeros((1, *ready.row_shape), dtype=np.float32)).size))
+
+
+def rows_that_fit(ready: Model) -> int:
+    """How many rows' answer stays within Lambda's response limit, counting each number at its longest."""
+    identity = {"name": ready.name, "version": ready.version}
+    width = answer_width(ready)
+    if ready.task == "regression":
+        fixed = embedded_size({"predictions": [], "model": identity})
+        label = 0
+    else:
+        fixed = embedded_size({"predictions": [], "probabilities": [], "labels": ready.labels, "model": identity})
+        label = max((embedded_size(name) for name in ready.labels), default=2) + 1  # quotes escaped, a comma
+    # Each row: its numbers and their commas, "[]" and a comma; a row of a multi-output model is one more [].
+    row = label + width * (FLOAT32_TEXT_BYTES + 1) + 4
+    return max(0, (RESPONSE_LIMIT_BYTES - ENVELOPE_BYTES - fixed) // row)
+
+
+def predict(ready: Model, event: Mapping[str, Any], max_batch: int, rows_fit: int) -> Prediction:
+    """Score the event's `instances` with the model, or raise ApiError.
+
+    `rows_fit` (rows_that_fit, computed once per model) refuses a batch whose answer Lambda could not return.
+    """
     batch = parse_instances(read_body(event), ready.row_shape, max_batch)
+    if len(batch) > rows_fit:
+        raise ApiError(
+            413,
+            "batch_too_large",
+            f"at most {rows_fit} instances per request for this model, got {len(batch)}: "
+            f"the answer to more would exceed Lambda's {RESPONSE_LIMIT_BYTES} byte response limit",
+        )
     started = time.perf_counter()
     scores = ready.predict(batch)
     model_ms = (time.perf_counter() - started) * 1000.0
@@ -103,6 +149,15 @@ def parse_json(body: bytes | str) -> Any:
         raise ApiError(400, "invalid_json", f"the body is not valid UTF-8 JSON: {error}") from error
 
 
+def holds_boolean(body: bytes | str, instances: list[Any]) -> bool:
+    """Whether a row holds true or false, which numpy would read as 1 and 0 in a row with numbers."""
+    # A text search keeps the walk off every request that holds neither word.
+    found = ("true" in body or "false" in body) if isinstance(body, str) else (b"true" in body or b"false" in body)
+    if not found:
+        return False
+    return any(type(value) is bool for value in np.array(instances, dtype=object).flat)
+
+
 def parse_instances(body: bytes | str, row_shape: tuple[int, ...], max_batch: int) -> Float32Array:
     """The body's `instances` as a float32 array of shape [n, *row_shape], or an ApiError."""
     document = parse_json(body)
@@ -117,8 +172,8 @@ def parse_instances(body: bytes | str, row_shape: tuple[int, ...], max_batch: in
         batch = np.array(instances)
     except ValueError as error:  # ragged rows
         raise ApiError(422, "invalid_instances", f"every instance must have shape {list(row_shape)}") from error
-    if batch.dtype.kind not in "iuf":
-        raise ApiError(422, "invalid_instances", "instances must contain numbers only")
+    if batch.dtype.kind not in "iuf" or holds_boolean(body, instances):
+        raise ApiError(422, "invalid_instances", "instances must contain numbers only (true and false are not)")
     if batch.shape[1:] != row_shape:
         raise ApiError(
             422, "invalid_instances", f"every instance must have shape {list(row_shape)}, got {list(batch.shape[1:])}"

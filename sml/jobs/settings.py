@@ -9,6 +9,8 @@ from typing import Any
 import yaml
 
 from sml.errors import UserError
+from training.config import ConfigError
+from training.config_loading import config_from_mapping, settings_from_mapping
 
 SETTING_PATTERN = re.compile(r"[a-z][a-z0-9_-]*")
 RESERVED_SETTINGS = {
@@ -19,20 +21,41 @@ RESERVED_SETTINGS = {
 
 
 def read_settings(config: Path | None, assignments: Sequence[str]) -> dict[str, str]:
-    """Training settings from a JSON/YAML file, then `--set name=value` pairs (which win), as strings."""
+    """Training settings from a JSON/YAML file, then `--set name=value` pairs (which win), as strings.
+
+    Each is checked as the training job will read it, so that a misspelt name or a bad value stops here,
+    before any AWS call, and not minutes later in a container that exits 2.
+    """
     settings: dict[str, str] = {}
+    sources: dict[str, str] = {}
     if config is not None:
         for key, value in read_config_file(config).items():
-            settings[setting_name(str(key), f"--config {config}")] = setting_text(key, value)
+            name = setting_name(str(key), f"--config {config}")
+            settings[name], sources[name] = setting_text(key, value), f"--config {config}"
     for assignment in assignments:
         key, equals, value = assignment.partition("=")
         if not equals:
             raise UserError(f"--set {assignment!r}: write NAME=VALUE, for example --set epochs=10")
-        settings[setting_name(key.strip(), "--set")] = value.strip()
+        name = setting_name(key.strip(), "--set")
+        settings[name], sources[name] = value.strip(), f"--set {assignment}"
     for key, why in RESERVED_SETTINGS.items():
         if key in settings:
             raise UserError(f"setting {key!r} cannot be set: {why}")
+    check_settings(settings, sources)
     return settings
+
+
+def check_settings(settings: dict[str, str], sources: dict[str, str]) -> None:
+    """Read the settings with the training job's own loader (torch-free): each on its own, then all together."""
+    for name, value in settings.items():
+        try:
+            settings_from_mapping({name: value})
+        except ConfigError as error:
+            raise UserError(f"{sources[name]}: {error}") from None
+    try:
+        config_from_mapping(settings)
+    except ConfigError as error:
+        raise UserError(f"training settings: {error}") from None
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

@@ -34,7 +34,8 @@ BACKEND_ONLY = {
 
 SUBMIT_DESCRIPTION = """\
 Start a training job on AWS Batch or SageMaker. Training settings (TrainConfig names, snake_case or
-kebab-case) come from --config FILE and repeated --set NAME=VALUE, which win. SageMaker receives them as
+kebab-case) come from --config FILE and repeated --set NAME=VALUE, which win; they are checked as the
+training job reads them before anything is sent. SageMaker receives them as
 hyperparameters, Batch as TRAIN_<NAME> environment variables; the data, target, bundle and checkpoint
 locations go as flags (Batch) or hyperparameters and channels (SageMaker). The bundle lands in
 s3://BUCKET/bundles/JOB/ on both, ready for `sml promote`."""

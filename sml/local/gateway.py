@@ -5,6 +5,7 @@ import binascii
 import json
 import re
 from dataclasses import dataclass
+from http import HTTPStatus
 
 from sml.local.events import HttpResponse
 from sml.local.template import Route
@@ -55,7 +56,28 @@ def match_route(routes: list[CompiledRoute], method: str, path: str) -> tuple[Ro
     return None
 
 
+# The error code of each refusal `sml serve` writes itself, in the function's {"error": {"code", "message"}} form.
+REFUSAL_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    408: "request_timeout",
+    413: "payload_too_large",
+    414: "uri_too_long",
+    431: "headers_too_large",
+    501: "not_implemented",
+    505: "http_version_not_supported",
+}
+
+
+def refusal(status: int, message: str) -> HttpResponse:
+    """A request refused before any function sees it, answered in the function's error form."""
+    code = REFUSAL_CODES.get(status) or re.sub(r"\W+", "_", HTTPStatus(status).phrase.lower())
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    return HttpResponse(status, [("content-type", "application/json")], body)
+
+
 def gateway_error(status: int, message: str) -> HttpResponse:
+    """API Gateway's own answer when the function fails: its body, as the deployed API sends it."""
     body = json.dumps({"message": message}).encode()
     return HttpResponse(status, [("content-type", "application/json")], body)
 

@@ -3,20 +3,25 @@
 import json
 import logging
 import signal
+import sys
 import threading
 import time
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from sml.errors import UserError
 from sml.local.events import HttpRequest, HttpResponse, api_event
-from sml.local.gateway import compile_routes, gateway_error, match_route, to_http_response
+from sml.local.framing import HttpError, read_body
+from sml.local.gateway import compile_routes, gateway_error, match_route, refusal, to_http_response
 from sml.local.template import Route
 from sml.local.worker import MAX_PAYLOAD_BYTES, FunctionWorker
 
-DRAIN_LIMIT_BYTES = 64 * 1024 * 1024  # past this we close the connection instead of reading the rest
+MAX_REQUEST_LINE = 65536  # http.server's own limit on the request line
+MAX_LOGGED_PATH = 200  # the access log shows no more of a path
+IDLE_TIMEOUT_S = 30  # a connection that sends nothing for this long is closed (a request mid-way gets a 408)
 
 logger = logging.getLogger("sml.serve")
 
@@ -31,11 +36,11 @@ class LocalApi:
     def handle(self, request: HttpRequest) -> HttpResponse:
         matched = match_route(self.routes, request.method, request.path)
         if matched is None:
-            return gateway_error(404, "Not Found")
+            return refusal(404, f"no route {request.method} {request.path}")
         route, path_parameters = matched
         event = api_event(request, route, path_parameters)
         if len(json.dumps(event)) > MAX_PAYLOAD_BYTES:  # base64 grows a body by a third
-            return gateway_error(413, "Request Entity Too Large")
+            return refusal(413, f"the event for this request is over Lambda's {MAX_PAYLOAD_BYTES} byte limit")
         invocation = self.workers[route.function_id].invoke(event)
         if invocation.error is not None:
             error = invocation.error
@@ -77,32 +82,47 @@ def serve(api: LocalApi, host: str, port: int) -> None:
 
 class LocalApiServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # the listen backlog: socketserver's 5 resets connections from 32 busy clients
 
     def __init__(self, address: tuple[str, int], api: LocalApi) -> None:
         super().__init__(address, RequestHandler)
         self.api = api
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """One line, not socketserver's traceback: a client that goes away mid-answer is not our failure."""
+        error = sys.exc_info()[1]
+        logger.warning("connection from %s ended: %s: %s", client_address[0], type(error).__name__, error)
+
 
 class RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    timeout = IDLE_TIMEOUT_S
     server: LocalApiServer
+    raw_requestline: bytes
 
     def dispatch(self) -> None:
         started = time.perf_counter()
-        response = self.respond()
+        try:
+            url = urlsplit(self.path)
+        except ValueError as error:  # "http://[::1/": an authority urlsplit cannot read
+            self.discard_body()
+            self.close_connection = True
+            url, response = urlsplit(""), refusal(400, f"the request target is not a URL: {error}")
+        else:
+            response = self.respond(url)
         self.write_response(response)
         duration_ms = (time.perf_counter() - started) * 1000
-        logger.info("%s %s %d %.1f ms", self.command, urlsplit(self.path).path, response.status, duration_ms)
+        logger.info("%s %s %d %.1f ms", self.command, url.path[:MAX_LOGGED_PATH], response.status, duration_ms)
 
-    def respond(self) -> HttpResponse:
+    def respond(self, url: SplitResult) -> HttpResponse:
         try:
-            body = self.read_body()
-        except ValueError:  # a Content-Length or chunk size that is not a number
+            body = read_body(self.rfile, self.headers)
+        except HttpError as error:
+            self.close_connection = self.close_connection or not error.keep_alive
+            return refusal(error.status, error.message)
+        except TimeoutError:
             self.close_connection = True
-            return gateway_error(400, "Bad Request")
-        if body is None:
-            return gateway_error(413, "Request Entity Too Large")
-        url = urlsplit(self.path)
+            return refusal(408, f"the body did not arrive within {IDLE_TIMEOUT_S} s")
         request = HttpRequest(
             method=self.command,
             path=url.path,
@@ -112,57 +132,56 @@ class RequestHandler(BaseHTTPRequestHandler):
             source_ip=self.client_address[0],
             protocol=self.request_version,
         )
-        return self.server.api.handle(request)
+        try:
+            return self.server.api.handle(request)
+        except Exception as error:  # one line in the log and a 502, as API Gateway would answer
+            logger.error("%s %s failed: %s: %s", request.method, request.path, type(error).__name__, error)
+            return gateway_error(502, "Internal server error")
+
+    def discard_body(self) -> None:
+        """Read a refused request's body (its framing permitting), so the answer is not lost to a reset."""
+        try:
+            read_body(self.rfile, self.headers)
+        except (HttpError, TimeoutError):
+            self.close_connection = True
 
     def handle_expect_100(self) -> bool:
         """Refuse an oversized body before the client sends it (curl and others ask first)."""
         length = self.headers.get("Content-Length") or "0"
         if length.isdigit() and int(length) > MAX_PAYLOAD_BYTES:
             self.close_connection = True
-            self.write_response(gateway_error(413, "Request Entity Too Large"))
-            logger.info("%s %s 413 (refused before upload)", self.command, urlsplit(self.path).path)
+            self.write_response(refusal(413, f"the body is over Lambda's {MAX_PAYLOAD_BYTES} byte limit"))
+            logger.info("%s %s 413 (refused before upload)", self.command, self.path.split("?")[0])
             return False
         return super().handle_expect_100()
 
-    def read_body(self) -> bytes | None:
-        """The request body, or None when it is over Lambda's limit (then it is drained, never kept).
+    def parse_request(self) -> bool:
+        """http.server's parsing, refusing what it lets through (HTTP/0.9, versions below 1.0) or drops silently."""
+        if self.raw_requestline in (b"\r\n", b"\n"):  # RFC 9112 2.2: ignore one empty line before a request
+            self.raw_requestline = self.rfile.readline(MAX_REQUEST_LINE + 1)
+            if not self.raw_requestline:
+                self.close_connection = True
+                return False
+        if len(self.raw_requestline) > MAX_REQUEST_LINE or not self.raw_requestline.strip():
+            self.command, self.requestline, self.request_version = "", "", "HTTP/1.1"  # what send_error reads
+            too_long = len(self.raw_requestline) > MAX_REQUEST_LINE
+            self.send_error(HTTPStatus.REQUEST_URI_TOO_LONG if too_long else HTTPStatus.BAD_REQUEST)
+            return False
+        if not super().parse_request():
+            return False
+        if not self.request_version.startswith("HTTP/1."):
+            self.send_error(HTTPStatus.HTTP_VERSION_NOT_SUPPORTED, f"{self.request_version} is not supported")
+            return False
+        return True
 
-        Raises:
-            ValueError: the framing (Content-Length, chunk sizes) is not valid HTTP.
-        """
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            return self.read_chunked()
-        length = int(self.headers.get("Content-Length") or 0)
-        if length < 0:
-            raise ValueError(f"negative Content-Length {length}")
-        if length <= MAX_PAYLOAD_BYTES:
-            return self.rfile.read(length)
-        self.discard(length)
-        return None
-
-    def read_chunked(self) -> bytes | None:
-        chunks, total = [], 0
-        while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
-            total += size
-            if total > MAX_PAYLOAD_BYTES:
-                self.close_connection = True  # the rest of the stream is never read
-                return None
-            chunks.append(self.rfile.read(size))
-            self.rfile.readline()
-        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-            pass  # trailers
-        return b"".join(chunks)
-
-    def discard(self, length: int) -> None:
-        """Read and drop an oversized body, so the client gets our 413 rather than a reset connection."""
-        if length > DRAIN_LIMIT_BYTES:
-            self.close_connection = True
-            return
-        while length > 0:
-            chunk = self.rfile.read(min(length, 1 << 16))
-            if not chunk:
-                break
-            length -= len(chunk)
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's refusals (bad request line, headers too large, ...) in JSON; its own are HTML."""
+        self.close_connection = True  # after a malformed request the stream's framing cannot be trusted
+        if not self.request_version.startswith("HTTP/1."):
+            self.request_version = "HTTP/1.1"  # else http.server writes no status line and no headers
+        response = refusal(code, message or HTTPStatus(code).phrase)
+        self.write_response(response)
+        logger.info("refused %s: %d %s", ascii(self.requestline[:100]), code, message)
 
     def write_response(self, response: HttpResponse) -> None:
         self.send_response_only(response.status)

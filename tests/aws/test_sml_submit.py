@@ -1,8 +1,10 @@
 """`sml submit` against the stack in moto: the requests Batch and SageMaker received, read back from the server."""
 
+import json
 import re
 
 import boto3
+import pytest
 
 from tests.aws.stack import (
     BUCKET,
@@ -111,3 +113,51 @@ def test_submit_batch_refuses_spot_on_a_queue_without_spot_capacity(aws_stack: F
         "pass --job-queue\n"
     )
     assert "submitted" not in result.stdout
+
+
+def recorded_calls(stack: FakeStack) -> list[str]:
+    """Every request the account received since the test began, as `METHOD URL`."""
+    if not stack.account.recording.exists():
+        return []
+    return [
+        f"{entry['method']} {entry['url']}"
+        for entry in map(json.loads, stack.account.recording.read_text().splitlines())
+    ]
+
+
+# case -> (backend, arguments, what stderr starts with)
+BAD_SETTINGS = {
+    "misspelt name": (
+        "batch",
+        ["--set", "epocs=10"],
+        "sml: error: --set epocs=10: unknown setting 'epocs' (did you mean 'epochs'?); known settings: batch_size, ",
+    ),
+    "value of the wrong type": (
+        "sagemaker",
+        ["--set", "hidden_size=big"],
+        "sml: error: --set hidden_size=big: --hidden-size: expected a whole number, got 'big'\n",
+    ),
+    "misspelt name in the file": (
+        "sagemaker",
+        ["--config", "train.yaml"],
+        "sml: error: --config train.yaml: unknown setting 'hiden_size' (did you mean 'hidden_size'?); ",
+    ),
+    "settings that contradict each other": (
+        "batch",
+        ["--set", "model=cnn"],
+        "sml: error: training settings: --model cnn needs --input-shape C,H,W (for example 1,8,8)\n",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_SETTINGS))
+def test_submit_refuses_bad_settings_before_any_aws_call(aws_stack: FakeStack, case: str) -> None:
+    backend, arguments, expected = BAD_SETTINGS[case]
+    (aws_stack.project / "train.yaml").write_text("epochs: 5\nhiden-size: 64\n")
+
+    result = aws_stack.sml("submit", "--backend", backend, "--data", DATA, "--target", "label", *arguments)
+
+    assert result.returncode == 2
+    assert result.stderr.startswith(expected) and result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert recorded_calls(aws_stack) == []

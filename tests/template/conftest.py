@@ -65,6 +65,34 @@ def translate(template: Path, **parameters: str) -> dict[str, Any]:
     return translated
 
 
+# One process for many translations: each new process spends a second importing the translator.
+TRANSLATE_MANY = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from sam_translate import translate
+from pathlib import Path
+print(json.dumps([translate(Path(sys.argv[2]), parameters, "us-east-1") for parameters in json.load(sys.stdin)]))
+"""
+
+
+def translate_many(template: Path, parameter_sets: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """`template` translated once for each set of parameter values, in one tools-venv process."""
+    command: list[str | Path] = [tool(TOOLS_VENV, "python"), "-c", TRANSLATE_MANY, ROOT / "scripts", template]
+    result = subprocess.run(
+        [str(part) for part in command],
+        cwd=ROOT,
+        env=offline_env(),
+        input=json.dumps(parameter_sets),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    translations: list[dict[str, Any]] = json.loads(result.stdout)
+    return translations
+
+
 @pytest.fixture(scope="session")
 def sam_template() -> dict[str, Any]:
     """template.yaml as written (SAM resources, Globals, Metadata)."""

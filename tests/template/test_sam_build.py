@@ -19,6 +19,7 @@ def copy_project(destination: Path, bundle: Path) -> None:
         shutil.copy2(ROOT / name, destination / name)
     skip = shutil.ignore_patterns("__pycache__", "model")
     shutil.copytree(ROOT / "functions" / "predict", destination / "functions" / "predict", ignore=skip)
+    shutil.copytree(ROOT / "functions" / "pretraffic", destination / "functions" / "pretraffic", ignore=skip)
     shutil.copytree(ROOT / "layers" / "onnxruntime", destination / "layers" / "onnxruntime", ignore=skip)
     model_dir = destination / "functions" / "predict" / "model"
     model_dir.mkdir()
@@ -63,5 +64,9 @@ def test_sam_build_packages_model_and_native_layer_within_limits(
     built_layer = load_sam_template(built / "template.yaml")["Resources"]["OnnxRuntimeLayer"]
     assert built_layer["Metadata"]["BuildArchitecture"] == architecture
     assert "not listed in CompatibleArchitectures" not in result.stdout + result.stderr
+    # The pre-traffic check is its one module: boto3 comes with the runtime.
+    hook = built / "PreTrafficFunction"
+    assert sorted(path.name for path in hook.iterdir()) == ["hook.py"]
+    assert (hook / "hook.py").read_bytes() == (ROOT / "functions" / "pretraffic" / "hook.py").read_bytes()
     size = folder_size(function) + folder_size(layer)
     assert size < LAMBDA_UNZIPPED_LIMIT, f"{size / 1e6:.0f} MB unzipped"

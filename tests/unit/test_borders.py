@@ -75,3 +75,4 @@ def test_the_training_image_does_not_contain_sml() -> None:
     assert "training/" in copies
     assert not [source for source in copies if source.rstrip("/") == "sml" or source.startswith("sml/")]
     assert " sml" not in runs
+    assert "!sml" not in (REPO / ".dockerignore").read_text().split()  # not even in the build context

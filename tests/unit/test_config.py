@@ -60,6 +60,16 @@ def test_config_from_mapping_refuses_unknown_settings_and_lists_known_ones() -> 
         config_from_mapping({"learning_rate": "0.1"})
 
 
+@pytest.mark.parametrize(
+    ("name", "closest"), [("epocs", "epochs"), ("hidden-sise", "hidden_size"), ("weightdecay", "weight_decay")]
+)
+def test_config_from_mapping_names_the_closest_setting_to_a_misspelt_one(name: str, closest: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        config_from_mapping({name: "1"})
+
+    assert str(refused.value).startswith(f"unknown setting {name!r} (did you mean {closest!r}?); known settings: ")
+
+
 def test_config_refuses_an_unknown_optimizer_naming_the_allowed_values() -> None:
     with pytest.raises(ConfigError, match=r"--optimizer: 'lbfgs' is not one of sgd, adagrad, rmsprop, adam, adamw"):
         parse_config(["--optimizer", "lbfgs"])

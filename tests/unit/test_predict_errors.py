@@ -77,6 +77,7 @@ BAD_REQUESTS = [
     ("string value", json.dumps({"instances": [["1.0", *ROW[1:]]]}), {}, 422, "invalid_instances"),
     ("null value", json.dumps({"instances": [[None, *ROW[1:]]]}), {}, 422, "invalid_instances"),
     ("boolean row", json.dumps({"instances": [[True] * 64]}), {}, 422, "invalid_instances"),
+    ("boolean among numbers", json.dumps({"instances": [ROW, [True, *ROW[1:]]]}), {}, 422, "invalid_instances"),
     ("huge integer", json.dumps({"instances": [[10**400, *ROW[1:]]]}), {}, 422, "non_finite"),
     ("NaN", json.dumps({"instances": [[float("nan"), *ROW[1:]]]}), {}, 422, "non_finite"),
     ("Infinity", json.dumps({"instances": [[float("-inf"), *ROW[1:]]]}), {}, 422, "non_finite"),

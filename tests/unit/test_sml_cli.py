@@ -79,3 +79,20 @@ def test_sml_runs_as_a_module():
     result = subprocess.run([sys.executable, "-m", "sml", "--help"], capture_output=True, text=True, check=False)
 
     assert result.returncode == 0 and "promote" in result.stdout
+
+
+def test_sml_imports_no_torch_even_where_it_reads_training_settings():
+    """`sml` runs on a laptop without the training extra: the settings loader it shares with the job is torch-free."""
+    script = (
+        "import importlib, pkgutil, sys, sml\n"
+        "for module in pkgutil.iter_modules(sml.__path__):\n"
+        "    if module.name != '__main__':\n"
+        "        importlib.import_module(f'sml.{module.name}')\n"
+        "print(' '.join(sorted(name for name in sys.modules if name.split('.')[0] in ('torch', 'training'))))\n"
+    )
+
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+
+    loaded = result.stdout.split()
+    assert "training.config_loading" in loaded, "sml no longer reads settings with the training job's loader"
+    assert [name for name in loaded if name.split(".")[0] == "torch"] == []

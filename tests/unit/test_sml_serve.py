@@ -156,13 +156,14 @@ def test_sml_serve_matches_path_parameters_and_methods(echo_server):
     status, _, body = echo_server.request("DELETE", "/items/42")
 
     assert (event["routeKey"], event["pathParameters"]) == ("GET /items/{id}", {"id": "42"})
-    assert (status, json.loads(body)) == (404, {"message": "Not Found"})
+    assert (status, json.loads(body)) == (404, {"error": {"code": "not_found", "message": "no route DELETE /items/42"}})
 
 
-def test_sml_serve_unknown_route_is_404_like_api_gateway(echo_server):
+def test_sml_serve_unknown_route_is_404_in_the_functions_error_form(echo_server):
     status, headers, body = echo_server.request("GET", "/nowhere")
 
-    assert (status, headers["content-type"], json.loads(body)) == (404, "application/json", {"message": "Not Found"})
+    assert (status, headers["content-type"]) == (404, "application/json")
+    assert json.loads(body) == {"error": {"code": "not_found", "message": "no route GET /nowhere"}}
 
 
 def test_sml_serve_api_events_get_the_rest_v1_payload(echo_server):
@@ -203,7 +204,7 @@ def test_sml_serve_timeout_is_500_and_next_request_gets_a_fresh_container(echo_s
 def test_sml_serve_refuses_bodies_over_6_mb_with_413(echo_server):
     status, _, body = echo_server.request("POST", "/echo/big", body=b"x" * (SIX_MB + 1))
 
-    assert (status, json.loads(body)) == (413, {"message": "Request Entity Too Large"})
+    assert (status, json.loads(body)["error"]["code"]) == (413, "payload_too_large")
     assert echoed(echo_server, "POST", "/echo/small", body=b"x" * 1_000_000)["event"]["body"] == "x" * 1_000_000
 
 

@@ -139,6 +139,16 @@ def test_sml_template_reads_the_project_template():
     assert ("POST", "/predict") in {(route.method, route.path) for route in function.routes}
 
 
+def test_sml_template_serves_only_the_predict_function_of_the_project_template():
+    template = load_template(ROOT / "template.yaml", "us-east-1")
+    hook = template.function("PreTrafficFunction")  # CodeDeploy's pre-traffic check: no API events
+
+    assert [f.logical_id for f in template.functions.values() if f.routes] == ["PredictFunction"]  # what serve runs
+    assert (hook.code_dir, hook.handler, hook.routes) == (ROOT / "functions" / "pretraffic", "hook.lambda_handler", ())
+    assert hook.runtime == template.function("PredictFunction").runtime
+    assert template.skipped == {}
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [("Resources: [", "is not valid YAML"), ("Description: nothing\n", "has no Resources section")],

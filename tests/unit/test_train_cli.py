@@ -9,9 +9,11 @@ import numpy as np
 import onnxruntime as ort
 import pandas as pd
 import pytest
+import torch
 
-from training.__main__ import main
+from training.__main__ import check_compiler, main
 from training.cloud.contract import EXIT_USER_ERROR
+from training.config import ConfigError, TrainConfig
 
 REPO = Path(__file__).resolve().parents[2]
 DIGITS = REPO / "examples/data/digits.csv"
@@ -137,3 +139,19 @@ def test_train_bad_input_from_the_command_line_prints_no_traceback(tmp_path: Pat
     assert result.returncode == EXIT_USER_ERROR
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("training: error: ")
+
+
+def test_compile_on_a_gpu_is_refused_at_start_up_where_no_c_compiler_is_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("CC", raising=False)
+
+    with pytest.raises(ConfigError, match=r"^--compile: torch.compile on a GPU needs a C compiler .* drop --compile$"):
+        check_compiler(TrainConfig(compile=True), torch.device("cuda"))
+    check_compiler(TrainConfig(compile=True), torch.device("cpu"))  # ignored on a CPU: nothing to refuse
+    check_compiler(TrainConfig(), torch.device("cuda"))
+    compiler = tmp_path / "gcc"
+    compiler.write_text("#!/bin/sh\n")
+    compiler.chmod(0o755)
+    check_compiler(TrainConfig(compile=True), torch.device("cuda"))  # found: Triton can build its launchers

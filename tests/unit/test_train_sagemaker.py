@@ -6,6 +6,8 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -168,3 +170,79 @@ def test_sagemaker_metric_regexes_read_the_figures_of_every_epoch(
 def test_sagemaker_refuses_unknown_hyperparameters_with_the_known_ones(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"known settings: .*hidden_size"):
         sagemaker_config(sagemaker_root(tmp_path, {"hidden": "3"}))
+
+
+# What a hyperparameter tuning job started by the SageMaker Python SDK puts beside the settings.
+ADDED_BY_SAGEMAKER = {
+    "_tuning_objective_metric": "val_accuracy",
+    "sagemaker_estimator_class_name": '"Estimator"',
+    "sagemaker_estimator_module": '"sagemaker.estimator"',
+    "sagemaker_container_log_level": "20",
+    "sagemaker_job_name": '"digits-tuning-2026"',
+}
+
+
+def add_channel(paths: SageMakerPaths, channel: str, name: str, table: pd.DataFrame) -> Path:
+    folder = paths.channel_named(channel)
+    folder.mkdir(parents=True)
+    table.to_csv(folder / name, index=False)
+    return folder
+
+
+def test_sagemaker_ignores_the_hyperparameters_sagemaker_adds_and_logs_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="training"):
+        config = sagemaker_config(sagemaker_root(tmp_path, {"epochs": "7", **ADDED_BY_SAGEMAKER}))
+
+    assert config.epochs == 7
+    (line,) = [record.getMessage() for record in caplog.records if "_tuning_objective_metric" in record.getMessage()]
+    assert all(f"{name}={value!r}" in line for name, value in ADDED_BY_SAGEMAKER.items())
+
+
+def test_sagemaker_still_refuses_a_misspelt_setting_beside_those_it_ignores(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"unknown setting 'epoch' \(did you mean 'epochs'\?\)"):
+        sagemaker_config(sagemaker_root(tmp_path, {"epoch": "7", **ADDED_BY_SAGEMAKER}))
+
+
+def test_sagemaker_validation_and_test_channels_fill_val_data_and_test_data(tmp_path: Path) -> None:
+    paths = sagemaker_root(tmp_path, {"test_data": "holdout.csv"})
+    digits = pd.read_csv(DIGITS)
+    validation = add_channel(paths, "validation", "val.csv", digits[:100])
+    test = add_channel(paths, "test", "holdout.csv", digits[100:200])
+
+    config = sagemaker_config(paths)
+
+    assert (config.val_data, config.test_data) == (str(validation), str(test / "holdout.csv"))
+    assert sagemaker_config(sagemaker_root(tmp_path / "plain", {})).val_data == ""
+
+
+def test_sagemaker_tuning_job_trains_on_its_channels_and_logs_the_objective(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A training job as a tuning job starts it: tuned values as strings, SageMaker's additions, three channels."""
+    digits = pd.read_csv(DIGITS)
+    train, validation, test = digits[:1200], digits[1200:1500], digits[1500:]
+    hyperparameters = {"target": "label", "epochs": "3", "hidden-size": "32", "lr": "0.003", **ADDED_BY_SAGEMAKER}
+    paths = sagemaker_root(tmp_path, hyperparameters, data={})
+    train.to_csv(paths.channel / "train.csv", index=False)
+    add_channel(paths, "validation", "validation.csv", validation)
+    add_channel(paths, "test", "test.csv", test)
+    monkeypatch.setenv("SML_SAGEMAKER_ROOT", str(tmp_path))
+
+    with caplog.at_level(logging.INFO, logger="training"):
+        code = main(["train"])
+
+    assert code == 0, paths.failure.read_text() if paths.failure.exists() else ""
+    card = json.loads((paths.model / "model.json").read_text())
+    assert card["training"]["rows"] == {"train": 1200, "val": 300, "test": len(test)}
+    features = test.drop(columns="label").to_numpy(dtype=np.float32)
+    assert np.array_equal(
+        np.array(card["sample"]["instances"], dtype=np.float32), features[: len(card["sample"]["instances"])]
+    )
+    assert (
+        card["training"]["config"]["hidden_size"] == 32 and "_tuning_objective_metric" not in card["training"]["config"]
+    )
+    objective = re.compile(METRIC_REGEXES[ADDED_BY_SAGEMAKER["_tuning_objective_metric"]])
+    values = [float(found[1]) for record in caplog.records if (found := objective.search(record.getMessage()))]
+    assert len(values) == 3 and all(0.0 <= value <= 1.0 for value in values)

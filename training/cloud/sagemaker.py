@@ -1,9 +1,12 @@
 """SageMaker's side of the job: `docker run IMAGE train` with its settings and data under /opt/ml.
 
 - settings: /opt/ml/input/config/hyperparameters.json, every value a string, keys the TrainConfig
-  setting names (snake_case or kebab-case); an unknown name fails the job;
+  setting names (snake_case or kebab-case); an unknown name fails the job, but those that SageMaker and its
+  SDK add (`_tuning_objective_metric` in a tuning job, `sagemaker_*`) are logged and ignored;
 - data: channel `train` (/opt/ml/input/data/train); hyperparameter `data` may name a file in it (or an
-  s3:// URI), else the channel must hold exactly one CSV, Parquet or NPZ file;
+  s3:// URI), else the channel must hold exactly one CSV, Parquet or NPZ file; channels `validation` and
+  `test`, when the job has them, are the validation and test rows (settings val_data and test_data, which
+  may name a file in them) in place of parts of the training file (training/data/holdout.py);
 - bundle: /opt/ml/model (SageMaker uploads it as model.tar.gz) and, when hyperparameter `out` is an
   s3:// prefix, uploaded there too, as AWS Batch jobs do;
 - checkpoints: /opt/ml/checkpoints (CheckpointConfig.LocalPath; SageMaker syncs it with S3), resumed
@@ -24,6 +27,7 @@ Every path is rooted at $SML_SAGEMAKER_ROOT (default /opt/ml), so tests run this
 
 import dataclasses
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +42,11 @@ from training.fit.distributed import DEFAULT_MASTER_PORT, Rendezvous
 
 DEFAULT_ROOT = "/opt/ml"
 CHANNEL = "train"
+VALIDATION_CHANNEL, TEST_CHANNEL = "validation", "test"  # they fill settings val_data and test_data
+TUNING_OBJECTIVE = "_tuning_objective_metric"  # what a hyperparameter tuning job adds to every training job
+SDK_PREFIX = "sagemaker_"  # the SageMaker Python SDK's own hyperparameters (sagemaker_program, ...)
+
+logger = logging.getLogger("training")
 
 
 @dataclass(frozen=True)
@@ -58,7 +67,10 @@ class SageMakerPaths:
 
     @property
     def channel(self) -> Path:
-        return self.root / "input" / "data" / CHANNEL
+        return self.channel_named(CHANNEL)
+
+    def channel_named(self, name: str) -> Path:
+        return self.root / "input" / "data" / name
 
     @property
     def model(self) -> Path:
@@ -87,7 +99,7 @@ def read_hyperparameters(paths: SageMakerPaths) -> dict[str, Any]:
 
 def sagemaker_config(paths: SageMakerPaths, argv: Sequence[str] = ()) -> TrainConfig:
     """The job's settings: defaults < hyperparameters < flags after `train` (for trying the image locally)."""
-    hyperparameters = read_hyperparameters(paths)
+    hyperparameters = without_added_by_sagemaker(read_hyperparameters(paths))
     try:
         config = config_from_mapping(hyperparameters)
     except ConfigError as error:
@@ -101,6 +113,8 @@ def sagemaker_config(paths: SageMakerPaths, argv: Sequence[str] = ()) -> TrainCo
     config = dataclasses.replace(
         config,
         data=channel_data(paths, hyperparameters.get("data")),
+        val_data=part_channel(paths, VALIDATION_CHANNEL, config.val_data),
+        test_data=part_channel(paths, TEST_CHANNEL, config.test_data),
         out=out,
         checkpoint_dir=config.checkpoint_dir or str(paths.checkpoints),
         progress="none",  # the log is a file in CloudWatch, not a terminal
@@ -108,6 +122,23 @@ def sagemaker_config(paths: SageMakerPaths, argv: Sequence[str] = ()) -> TrainCo
     config = parse_config(argv, base=config.to_dict()) if argv else config
     # Resume whenever a checkpoint is there: SageMaker copies them back when it restarts an interrupted job.
     return dataclasses.replace(config, resume=config.resume or has_checkpoint(open_store(config.checkpoint_location)))
+
+
+def without_added_by_sagemaker(hyperparameters: dict[str, Any]) -> dict[str, Any]:
+    """The settings, without the hyperparameters that SageMaker or its SDK add, which are logged."""
+    added = sorted(name for name in hyperparameters if name == TUNING_OBJECTIVE or name.startswith(SDK_PREFIX))
+    if added:
+        shown = ", ".join(f"{name}={hyperparameters[name]!r}" for name in added)
+        logger.info("ignored the hyperparameters SageMaker adds, which are no training settings: %s", shown)
+    return {name: value for name, value in hyperparameters.items() if name not in added}
+
+
+def part_channel(paths: SageMakerPaths, channel: str, value: str) -> str:
+    """val_data or test_data: the `validation` or `test` channel, or the file `value` names in it, if there."""
+    folder = paths.channel_named(channel)
+    if not folder.is_dir() or value.startswith("s3://"):
+        return value
+    return str(folder / value) if value else str(folder)
 
 
 def channel_data(paths: SageMakerPaths, data: object) -> str:

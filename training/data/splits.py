@@ -6,10 +6,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from training.cloud.contract import file_sha256
 from training.config import TrainConfig
+from training.data.holdout import TRAINING_FILE, assign_parts, read_sources
 from training.data.tables import DataError as DataError  # part of this module's interface
-from training.data.tables import describe, open_data, read_table
+from training.data.tables import describe
 
 
 @dataclass(frozen=True)
@@ -50,14 +50,13 @@ MIN_ROWS_PER_AUTO_CLASS = 10
 
 def load_splits(config: TrainConfig) -> Splits:
     """Read `config.data`, pick target and features, clean, split and measure the training split."""
-    with open_data(config.data) as path:
-        table = read_table(path, exclude=config.exclude)
-        data_sha256 = file_sha256(path)
+    table, origin, source, data_sha256 = read_sources(config)  # origin: the file of each row (holdout.py)
     rows_read = len(table)
     feature_names = choose_features(table, config)
-    table = table[table[config.target].notna()]
+    has_target = table[config.target].notna().to_numpy()
+    table, origin = table[has_target], origin[has_target]
     if table.empty:
-        raise DataError(f"every row of {path.name} has a missing target {config.target!r}; fill it or pick --target")
+        raise DataError(f"every row of {source} has a missing target {config.target!r}; fill it or pick --target")
     task = detect_task(table[config.target], config.task)
     labels, y = encode_target(table[config.target], task, config.target)
     x = table[feature_names].to_numpy(dtype=np.float64, na_value=np.nan)
@@ -65,7 +64,11 @@ def load_splits(config: TrainConfig) -> Splits:
         bad = [name for name, column in zip(feature_names, x.T, strict=True) if np.isinf(column).any()]
         raise DataError(f"feature column {bad[0]!r} holds infinite values; clean it or pass --exclude {bad[0]}")
 
-    parts = split_indices(y, task == "classification", config.val_fraction, config.test_fraction, config.seed)
+    in_training_file = origin == TRAINING_FILE
+    split = split_indices(
+        y[in_training_file], task == "classification", config.val_fraction, config.test_fraction, config.seed
+    )
+    parts = assign_parts(split, origin, (bool(config.val_data), bool(config.test_data)))
     train_x = x[parts[0]]
     if np.isnan(train_x).all(axis=0).any():
         empty = feature_names[int(np.flatnonzero(np.isnan(train_x).all(axis=0))[0])]
@@ -89,7 +92,7 @@ def load_splits(config: TrainConfig) -> Splits:
     logger.info(
         "data: %d rows read from %s; %d dropped (missing target); %d values imputed with training medians; "
         "%d columns excluded; %s with %d features; rows train/val/test %d/%d/%d",
-        rows_read, path.name, cleaning["rows_dropped_missing_target"], cleaning["values_imputed"],
+        rows_read, source, cleaning["rows_dropped_missing_target"], cleaning["values_imputed"],
         cleaning["columns_excluded"], task, len(feature_names), len(train.y), len(val.y), len(test.y),
     )  # fmt: skip
     return Splits(
