@@ -4,7 +4,10 @@ config_loading.py builds one from flags, a JSON/YAML file or SageMaker's string 
 """
 
 import dataclasses
+import os
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -19,6 +22,12 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "data_placement": ("auto", "device", "host"),
     "progress": ("auto", "bar", "none"),
 }
+
+
+# The bundle name rule of the card contract. Its twin is sml/bundle.py's check_card (training never imports
+# sml); tests/unit/test_training_hostile.py runs both on the same names and holds them equal.
+NAME_PATTERN = re.compile(r"[\w.+:-]{1,128}")
+NAME_RULE = "1-128 letters, digits or . _ + : -"
 
 
 class ConfigError(ValueError):
@@ -40,7 +49,7 @@ class TrainConfig:
     val_data: str = ""  # validation rows from a file of their own (SageMaker: channel validation); empty: split
     test_data: str = ""  # test rows from a file of their own (SageMaker: channel test); empty: split
     seed: int = 0
-    name: str = ""  # bundle name; empty: "<data file stem>-<model>"
+    name: str = ""  # bundle name (NAME_RULE); empty: "<data file stem>-<model>", made to fit the rule
     # augmentation (training split only)
     noise_std: float = 0.0  # Gaussian noise, in standardised units
     shift_pixels: int = 0  # random shifts of image-shaped inputs, up to this many pixels
@@ -109,6 +118,17 @@ class TrainConfig:
             raise ConfigError(f"--d-model ({self.d_model}) must be divisible by --heads ({self.heads})")
         if self.model == "cnn" and len(self.input_shape) != 3:
             raise ConfigError("--model cnn needs --input-shape C,H,W (for example 1,8,8)")
+        if self.name and not NAME_PATTERN.fullmatch(self.name):
+            raise ConfigError(f"--name {self.name!r}: a bundle name must be {NAME_RULE}")
+
+    @property
+    def bundle_name(self) -> str:
+        """--name, else "<data file stem>-<model>" with each run of characters the rule refuses made one "-"."""
+        if self.name:
+            return self.name
+        suffix = f"-{self.model}"
+        stem = re.sub(r"[^\w.+:-]+", "-", Path(self.data.rstrip("/")).stem).strip("-.") or "data"
+        return stem[: 128 - len(suffix)] + suffix
 
     @property
     def checkpoint_location(self) -> str:
@@ -123,3 +143,23 @@ class TrainConfig:
 
 def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
+
+
+def check_local_destinations(config: TrainConfig) -> None:
+    """Refuse, before any work, a local --out or checkpoint folder that can never be written.
+
+    Raises:
+        ConfigError: the path is a file, lies under a file, or its nearest existing folder is not writable.
+    """
+    destinations = {"--out": config.out, "--checkpoint-dir": config.checkpoint_location}
+    for setting, location in destinations.items():
+        if location.startswith("s3://"):
+            continue
+        path = Path(location)
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"{setting} {location}: is a file, not a folder; pass a folder path")
+        existing = next(folder for folder in (path, *path.parents) if folder.exists())
+        if not existing.is_dir():
+            raise ConfigError(f"{setting} {location}: {existing} is a file, so no folder can be made under it")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise ConfigError(f"{setting} {location}: {existing} is not writable; pass a folder you can write to")
