@@ -158,6 +158,8 @@ def check_local_destinations(config: TrainConfig) -> None:
         path = Path(location)
         if path.exists() and not path.is_dir():
             raise ConfigError(f"{setting} {location}: is a file, not a folder; pass a folder path")
+        if path.is_symlink() and not path.exists():
+            raise ConfigError(f"{setting} {location}: is a link to nothing; remove it or pass another folder")
         existing = next(folder for folder in (path, *path.parents) if folder.exists())
         if not existing.is_dir():
             raise ConfigError(f"{setting} {location}: {existing} is a file, so no folder can be made under it")

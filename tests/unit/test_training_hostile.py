@@ -43,6 +43,11 @@ def a_file(path: Path) -> Path:
     return path
 
 
+def dangling_link(path: Path) -> Path:
+    path.symlink_to(path.with_name("nowhere"))
+    return path
+
+
 def truncated_npz(folder: Path) -> str:
     whole = folder / "whole.npz"
     np.savez(whole, x=np.zeros((40, 2)), label=np.arange(40) % 2)
@@ -124,6 +129,10 @@ CASES: dict[str, tuple[Build, str]] = {
         lambda d: ["--data", csv(d / "d.csv"), "--out", str(a_file(d / "taken") / "bundle")],
         "is a file, so no folder can be made under it",
     ),
+    "--out is a link to nothing": (
+        lambda d: ["--data", csv(d / "d.csv"), "--out", str(dangling_link(d / "gone"))],
+        "gone: is a link to nothing",
+    ),
     "--checkpoint-dir is a file": (
         lambda d: ["--data", csv(d / "d.csv"), "--checkpoint-dir", str(a_file(d / "ckpt"))],
         "--checkpoint-dir",
@@ -159,8 +168,14 @@ CASES: dict[str, tuple[Build, str]] = {
 
 
 def snapshot(folder: Path) -> dict[str, bytes | None]:
-    """Every file and folder under `folder`, hidden ones included: path -> bytes (None for a folder)."""
-    return {str(path.relative_to(folder)): None if path.is_dir() else path.read_bytes() for path in folder.rglob("*")}
+    """Every file, folder and link under `folder`, hidden ones included: path -> bytes (None for a folder)."""
+    return {str(path.relative_to(folder)): contents(path) for path in folder.rglob("*")}
+
+
+def contents(path: Path) -> bytes | None:
+    if path.is_symlink():
+        return b"link to " + str(path.readlink()).encode()
+    return None if path.is_dir() else path.read_bytes()
 
 
 def previous_bundle(folder: Path) -> Path:
