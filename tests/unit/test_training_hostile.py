@@ -6,10 +6,12 @@ no checkpoints.
 """
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import threading
+import time
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,6 +23,7 @@ import pytest
 from sml.bundle import BundleError, check_card, verify_bundle
 from training.__main__ import EXIT_USER_ERROR, main
 from training.config import NAME_PATTERN, TrainConfig
+from training.interrupt import Terminated, signals_held, sigterm_raises
 
 REPO = Path(__file__).resolve().parents[2]
 NAME_RULE_LINE = "a bundle name must be 1-128 letters, digits or . _ + : -"
@@ -326,3 +329,16 @@ def test_signal_during_export_exits_with_its_code_one_line_and_no_staging_folder
         resumed = main([*command[3:], "--out", str(out), "--epochs", "1", "--progress", "none", "--resume"])
         assert resumed == 0
         assert verify_bundle(out).card["training"]["epochs_run"] == 1
+
+
+def test_a_signal_during_the_publish_swap_waits_for_it_then_stops_the_job() -> None:
+    steps = []
+    handler = signal.getsignal(signal.SIGTERM)
+
+    with pytest.raises(Terminated), sigterm_raises(), signals_held():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)  # Python runs a handler within a few bytecodes of the signal: it would have raised here
+        steps.append("swap finished")
+
+    assert steps == ["swap finished"]
+    assert signal.getsignal(signal.SIGTERM) == handler  # the job's own handlers are gone again
