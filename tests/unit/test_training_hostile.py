@@ -119,6 +119,14 @@ CASES: dict[str, tuple[Build, str]] = {
         lambda d: ["--data", with_column("b", [1.0] * 39 + [1e39])(d)],
         "feature column 'b' holds values beyond ±1.8e+19 (e.g. 1e+39)",
     ),
+    "integer beyond 64 bits": (
+        lambda d: ["--data", with_column("b", [2, 10**26, *range(38)])(d)],
+        "feature column 'b' holds values beyond ±1.8e+19 (e.g. 100000000000000000000000000)",
+    ),
+    "number of 5000 digits": (
+        lambda d: ["--data", with_column("b", [2, "9" * 5000, *range(38)])(d)],
+        "feature column 'b' is not numeric (e.g. '999999999999999999999999999999999999999… (5002 characters))",
+    ),
     "infinite feature": (
         lambda d: ["--data", with_column("a", [float("inf")] + [0.5] * 39)(d)],
         "feature column 'a' holds infinite values",

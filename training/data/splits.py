@@ -8,6 +8,7 @@ import pandas as pd
 
 from training.config import TrainConfig
 from training.data.holdout import TRAINING_FILE, assign_parts, read_sources
+from training.data.numbers import check_magnitude, feature_not_numbers, first_non_number, quote
 from training.data.partition import split_indices
 from training.data.tables import DataError as DataError  # part of this module's interface
 from training.data.tables import describe
@@ -47,8 +48,6 @@ logger = logging.getLogger("training")
 
 MAX_AUTO_CLASSES = 50
 MIN_ROWS_PER_AUTO_CLASS = 10
-# The model trains and serves in float32, where a value's square must stay finite (variances, squared errors).
-MAX_MAGNITUDE = float(np.sqrt(np.finfo(np.float32).max))  # ~1.8e19
 
 
 def load_splits(config: TrainConfig) -> Splits:
@@ -132,37 +131,10 @@ def choose_features(table: pd.DataFrame, config: TrainConfig) -> list[str]:
         if name == config.target:
             raise DataError(f"--features: {name!r} is the target; leave it out of --features")
         if not pd.api.types.is_numeric_dtype(table[name]):
-            raise DataError(
-                f"feature column {name!r} is not numeric (e.g. {first_non_number(table[name])!r}); "
-                f"encode it as numbers or pass --exclude {name}"
-            )
+            raise feature_not_numbers(name, table[name])
     if not features:
         raise DataError(f"no feature columns left besides the target {config.target!r}; check --exclude")
     return features
-
-
-def first_non_number(column: pd.Series) -> object:
-    """The first value of `column` that is not a number (its first value if each one parses as a number)."""
-    values = column.dropna()
-    if values.empty:
-        return None
-    try:
-        parsed = pd.to_numeric(values, errors="coerce")
-    except (TypeError, ValueError):  # lists, dicts: nothing in this column is a number
-        return values.iloc[0]
-    offending = values[parsed.isna()]
-    return offending.iloc[0] if len(offending) else values.iloc[0]
-
-
-def check_magnitude(values: np.ndarray, what: str, fix: str) -> None:
-    """Refuse finite values whose float32 square overflows (NaN, for missing values, passes)."""
-    beyond = np.abs(values) > MAX_MAGNITUDE
-    if beyond.any():
-        example = float(values[np.flatnonzero(beyond)[0]])
-        raise DataError(
-            f"{what} holds values beyond ±{MAX_MAGNITUDE:.2g} (e.g. {example:g}), too large for float32 training "
-            f"and serving; {fix}"
-        )
 
 
 def detect_task(target: pd.Series, task: str) -> str:
@@ -175,8 +147,8 @@ def detect_task(target: pd.Series, task: str) -> str:
     """
     numeric = pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target)
     if task == "regression" and not numeric:
-        example = first_non_number(target)
-        raise DataError(f"--task regression needs a numeric target; {target.name!r} holds values such as {example!r}")
+        example = quote(first_non_number(target))
+        raise DataError(f"--task regression needs a numeric target; {target.name!r} holds values such as {example}")
     if task != "auto":
         return task
     if not numeric:
