@@ -149,7 +149,8 @@ def check_local_destinations(config: TrainConfig) -> None:
     """Refuse, before any work, a local --out or checkpoint folder that can never be written.
 
     Raises:
-        ConfigError: the path is a file, lies under a file, or its nearest existing folder is not writable.
+        ConfigError: the path is a file or a link to nothing, lies under a file, or its nearest existing
+            folder is not writable.
     """
     destinations = {"--out": config.out, "--checkpoint-dir": config.checkpoint_location}
     for setting, location in destinations.items():
