@@ -24,8 +24,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 
 
-# The bundle name rule of the card contract. Its twin is sml/bundle.py's check_card (training never imports
-# sml); tests/unit/test_training_hostile.py runs both on the same names and holds them equal.
+# The bundle name rule of the card contract. Its twin is the rule `sml promote` applies (sml/bundle.py's
+# check_card), which training may not import: tests/unit/test_training_hostile.py promotes bundles named
+# with each of a list of names and holds the two equal.
 NAME_PATTERN = re.compile(r"[\w.+:-]{1,128}")
 NAME_RULE = "1-128 letters, digits or . _ + : -"
 
