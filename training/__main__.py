@@ -160,11 +160,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
         return EXIT_INTERRUPTED
-    except (KeyboardInterrupt, Terminated) as stopped:  # outside the loop, which stops on SIGTERM by itself
+    except (KeyboardInterrupt, Terminated) as stopped:  # outside the loop (it stops on SIGTERM by itself)
         sigint = isinstance(stopped, KeyboardInterrupt)
         if speaks:
             print(
-                f"training: stopped by {'SIGINT' if sigint else 'SIGTERM'}; no bundle written "
+                f"training: interrupted by {'SIGINT' if sigint else 'SIGTERM'}; no bundle written "
                 "(a rerun with --resume continues from the last checkpoint, if any)",
                 file=sys.stderr,
             )

@@ -320,7 +320,7 @@ def test_signal_during_export_exits_with_its_code_one_line_and_no_staging_folder
     assert process.returncode == code, stderr
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
     assert stderr.splitlines()[-1] == (
-        f"training: stopped by {signum.name}; no bundle written "
+        f"training: interrupted by {signum.name}; no bundle written "
         "(a rerun with --resume continues from the last checkpoint, if any)"
     )
     assert list(tmp_path.glob(".bundle.staging-*")) == []
