@@ -23,6 +23,7 @@ import pytest
 
 from sml.bundle import verify_bundle
 from sml.cli import main as sml_main
+from sml.follow import FAILURE_PREFIXES
 from tests.projects import copy_function
 from training.__main__ import EXIT_USER_ERROR, main
 from training.config import NAME_PATTERN, TrainConfig
@@ -323,6 +324,7 @@ def test_signal_during_export_exits_with_its_code_one_line_and_no_staging_folder
         f"training: interrupted by {signum.name}; no bundle written "
         "(a rerun with --resume continues from the last checkpoint, if any)"
     )
+    assert stderr.splitlines()[-1].startswith(FAILURE_PREFIXES)  # what sml status and sml logs report
     assert list(tmp_path.glob(".bundle.staging-*")) == []
     assert snapshot(out) == before
     assert rest == ""
