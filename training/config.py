@@ -150,13 +150,15 @@ def check_local_destinations(config: TrainConfig) -> None:
     """Refuse, before any work, a local --out or checkpoint folder that can never be written.
 
     Raises:
-        ConfigError: the path is a file or a link to nothing, lies under a file, or its nearest existing
-            folder is not writable.
+        ConfigError: the path holds a NUL, is a file or a link to nothing, lies under a file, or its nearest
+            existing folder is not writable.
     """
     destinations = {"--out": config.out, "--checkpoint-dir": config.checkpoint_location}
     for setting, location in destinations.items():
         if location.startswith("s3://"):
             continue
+        if "\0" in location:  # no file system takes it: os calls raise ValueError, not OSError
+            raise ConfigError(f"{setting} {location!r}: a path cannot hold a NUL character")
         path = Path(location)
         if path.exists() and not path.is_dir():
             raise ConfigError(f"{setting} {location}: is a file, not a folder; pass a folder path")

@@ -148,6 +148,10 @@ CASES: dict[str, tuple[Build, str]] = {
         lambda d: ["--data", csv(d / "d.csv"), "--out", str(dangling_link(d / "gone"))],
         "gone: is a link to nothing",
     ),
+    "checkpoint folder with a NUL character, from a settings file": (
+        lambda d: ["--data", csv(d / "d.csv"), "--config", config_file('checkpoint_dir: "ck\\0pt"\n')(d)],
+        "--checkpoint-dir 'ck\\x00pt': a path cannot hold a NUL character",
+    ),
     "--checkpoint-dir is a file": (
         lambda d: ["--data", csv(d / "d.csv"), "--checkpoint-dir", str(a_file(d / "ckpt"))],
         "--checkpoint-dir",
