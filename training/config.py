@@ -4,6 +4,7 @@ config_loading.py builds one from flags, a JSON/YAML file or SageMaker's string 
 """
 
 import dataclasses
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -99,10 +100,11 @@ class TrainConfig:
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{flag(name)}: {getattr(self, name)!r} is not one of {', '.join(allowed)}")
-        for name in ("epochs", "batch_size", "hidden_size", "depth", "channels", "d_model", "heads", "layers"):
+        at_least_one = ("epochs", "batch_size", "hidden_size", "depth", "channels", "d_model", "heads", "layers")
+        for name in (*at_least_one, "step_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{flag(name)}: must be at least 1, got {getattr(self, name)}")
-        for name in ("lr", "parity_tolerance"):
+        for name in ("lr", "parity_tolerance", "gamma"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{flag(name)}: must be greater than 0, got {getattr(self, name)}")
         non_negative = ("weight_decay", "l1", "l2", "noise_std", "mixup_alpha", "clip_grad_norm", "momentum")
@@ -115,6 +117,11 @@ class TrainConfig:
             0 < self.val_fraction < 1 and 0 < self.test_fraction < 1 and self.val_fraction + self.test_fraction < 1
         ):
             raise ConfigError("--val-fraction and --test-fraction: each in (0, 1) and together below 1")
+        for field in dataclasses.fields(self):  # inf passes the bounds above, and trains NaN weights or crashes
+            if isinstance(getattr(self, field.name), float) and not math.isfinite(getattr(self, field.name)):
+                raise ConfigError(f"{flag(field.name)}: must be a finite number, got {getattr(self, field.name)}")
+        if not 0 <= self.seed < 2**63:  # what both torch's and numpy's generators take
+            raise ConfigError(f"--seed: must be a whole number from 0 to 2**63 - 1, got {self.seed}")
         if self.d_model % self.heads:
             raise ConfigError(f"--d-model ({self.d_model}) must be divisible by --heads ({self.heads})")
         if self.model == "cnn" and len(self.input_shape) != 3:

@@ -69,6 +69,8 @@ def _to_bool(value: Any) -> bool:
 
 
 def _to_int(value: Any) -> int:
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        return int(value)  # exactly: through float, a seed beyond 2**53 would change
     number = float(value) if isinstance(value, str | float) else value
     if isinstance(number, bool) or not isinstance(number, int | float) or not float(number).is_integer():
         raise ValueError(value)

@@ -179,6 +179,21 @@ CASES: dict[str, tuple[Build, str]] = {
     "header only": (lambda d: ["--data", csv(d / "h.csv", tiny_table().head(0))], "no data rows"),
     "unknown --features column": (lambda d: ["--data", csv(d / "d.csv"), "--features", "a,zz"], "'zz'"),
     "--epochs 0": (lambda d: ["--data", csv(d / "d.csv"), "--epochs", "0"], "--epochs: must be at least 1"),
+    "--lr inf": (lambda d: ["--data", csv(d / "d.csv"), "--lr", "inf"], "--lr: must be a finite number, got inf"),
+    "--weight-decay nan": (
+        lambda d: ["--data", csv(d / "d.csv"), "--weight-decay", "nan"],
+        "--weight-decay: must be a finite number, got nan",
+    ),
+    "--mixup-alpha inf": (
+        lambda d: ["--data", csv(d / "d.csv"), "--mixup-alpha", "inf"],
+        "--mixup-alpha: must be a finite number",
+    ),
+    "--step-size 0": (lambda d: ["--data", csv(d / "d.csv"), "--schedule", "step", "--step-size", "0"], "--step-size"),
+    "--seed -1": (lambda d: ["--data", csv(d / "d.csv"), "--seed", "-1"], "--seed: must be a whole number from 0"),
+    "--seed beyond 64 bits": (
+        lambda d: ["--data", csv(d / "d.csv"), "--seed", "9" * 30],
+        f"--seed: must be a whole number from 0 to 2**63 - 1, got {'9' * 30}",
+    ),
     "settings file that is a list": (
         lambda d: ["--data", csv(d / "d.csv"), "--config", config_file("- epochs\n")(d)],
         "must hold a mapping",
