@@ -74,6 +74,12 @@ def single_array_npz(folder: Path) -> str:
     return str((folder / "single.npy").rename(folder / "single.npz"))
 
 
+def complex_npz(folder: Path) -> str:
+    features = np.ones((40, 2)) + 1j
+    np.savez(folder / "complex.npz", x=features, label=np.arange(40) % 2)
+    return str(folder / "complex.npz")
+
+
 def object_npz(folder: Path) -> str:
     np.savez(folder / "objects.npz", x=np.array([{"a": 1}, None], dtype=object), label=np.arange(2))
     return str(folder / "objects.npz")
@@ -162,6 +168,10 @@ CASES: dict[str, tuple[Build, str]] = {
         "archive.npz: member 'notes.txt' is not a NumPy array",
     ),
     "npz of one array": (lambda d: ["--data", single_array_npz(d)], "holds a single array, not an archive"),
+    "npz of complex numbers": (
+        lambda d: ["--data", complex_npz(d)],
+        "feature column 'feature_0' holds complex numbers",
+    ),
     "npz of pickled objects": (lambda d: ["--data", object_npz(d)], "could not be read as npz"),
     "random bytes as csv": (lambda d: ["--data", random_bytes_csv(d)], "noise.csv could not be read as csv"),
     "csv named parquet": (lambda d: ["--data", csv(d / "d.parquet")], "could not be read as parquet"),

@@ -132,6 +132,10 @@ def choose_features(table: pd.DataFrame, config: TrainConfig) -> list[str]:
             raise DataError(f"--features: {name!r} is the target; leave it out of --features")
         if not pd.api.types.is_numeric_dtype(table[name]):
             raise feature_not_numbers(name, table[name])
+        if pd.api.types.is_complex_dtype(table[name]):  # as float64, numpy would drop the imaginary parts
+            raise DataError(
+                f"feature column {name!r} holds complex numbers; split them in two or pass --exclude {name}"
+            )
     if not features:
         raise DataError(f"no feature columns left besides the target {config.target!r}; check --exclude")
     return features
