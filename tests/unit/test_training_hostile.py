@@ -23,11 +23,11 @@ import pytest
 
 from sml.bundle import verify_bundle
 from sml.cli import main as sml_main
-from sml.follow import FAILURE_PREFIXES
+from sml.jobs.follow import FAILURE_PREFIXES
 from tests.projects import copy_function
 from training.__main__ import EXIT_USER_ERROR, main
 from training.config import NAME_PATTERN, TrainConfig
-from training.interrupt import Terminated, signals_held, sigterm_raises
+from training.fit.interrupt import Terminated, signals_held, sigterm_raises
 
 REPO = Path(__file__).resolve().parents[2]
 NAME_RULE_LINE = "a bundle name must be 1-128 letters, digits or . _ + : -"

@@ -58,7 +58,7 @@ def export_bundle(
     output_name = "probabilities" if splits.task == "classification" else "predictions"
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = out_dir.parent / f".{out_dir.name}.staging-{uuid.uuid4().hex[:8]}"
-    try:  # the folder is made inside: a signal (SIGINT, SIGTERM: training.interrupt) anywhere still removes it
+    try:  # the folder is made inside: a signal (SIGINT, SIGTERM: training.fit.interrupt) anywhere still removes it
         staging.mkdir()
         logger.info("export: exporting to ONNX and checking parity in %s", staging)
         onnx_path = export_onnx(serving, splits.n_features, output_name, config.opset, staging / ONNX_FILE)
