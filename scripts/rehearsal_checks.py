@@ -74,7 +74,13 @@ def interpreter(arch: str, report: dict[str, Any], runtime: str) -> str:
         raise RehearsalError(arch, f"the root's Python {report['python']} is not the template's {runtime}")
     if report["outside"]:
         raise RehearsalError(arch, f"the handler imported from outside the build: {', '.join(report['outside'])}")
-    return f"  Python {report['python']} on {report['machine']} ({runtime}), only /var/task and /opt on sys.path"
+    if report["uncompiled"]:
+        modules = ", ".join(report["uncompiled"][:5]) + (", ..." if len(report["uncompiled"]) > 5 else "")
+        raise RehearsalError(arch, f"no {runtime} bytecode for {modules}: Lambda compiles them at every cold start")
+    return (
+        f"  Python {report['python']} on {report['machine']} ({runtime}), only /var/task and /opt on sys.path, "
+        "every module from their bytecode"
+    )
 
 
 def body(arch: str, answer: dict[str, Any], route: str, status: int) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Runs inside a rehearsal root, on its Python, as Lambda's runtime would: the built handler, nothing else.
 
 scripts/rehearse.py copies this file to the root's /var/runtime, the function to /var/task and the layer to
-/opt, and starts `python3.X -I -S /var/runtime/rehearsal_driver.py` with Lambda's environment. Events (a JSON
+/opt, and starts `python3.X -I -S -B /var/runtime/rehearsal_driver.py` with Lambda's environment. Events (a JSON
 list) come on stdin; the last stdout line is `REHEARSAL {json}`. Standard library only, like the runtime.
 """
 
@@ -10,6 +10,7 @@ import json
 import os
 import platform
 import sys
+from pathlib import Path
 
 MARK = "REHEARSAL "
 VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -47,7 +48,15 @@ def main() -> int:
         for name, module in sys.modules.items()
         if getattr(module, "__file__", None) and not str(module.__file__).startswith(ALLOWED)
     )
-    report(**facts, answers=answers, outside=outside)
+    # Lambda cannot write bytecode (-B here): a built module without its .pyc is compiled at every cold start.
+    uncompiled = sorted(
+        name
+        for name, module in sys.modules.items()
+        if str(getattr(module, "__file__", "")).startswith(("/var/task/", "/opt/"))
+        and getattr(module, "__cached__", None)
+        and not Path(module.__cached__).is_file()
+    )
+    report(**facts, answers=answers, outside=outside, uncompiled=uncompiled)
     return 0
 
 

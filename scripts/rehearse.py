@@ -90,7 +90,7 @@ def install(root: Path, built: Path) -> None:
 
 
 def run_handler(root: Path, arch: str, environment: dict[str, str], events: list[Any]) -> dict[str, Any]:
-    command = [*rehearsal_root.python_command(root, arch), "-I", "-S", f"{RUNTIME_DIR}/rehearsal_driver.py"]
+    command = [*rehearsal_root.python_command(root, arch), "-I", "-S", "-B", f"{RUNTIME_DIR}/rehearsal_driver.py"]
     result = subprocess.run(command, input=json.dumps(events), env=environment, capture_output=True, text=True)
     marked = [line for line in result.stdout.splitlines() if line.startswith("REHEARSAL ")]
     if not marked:
@@ -132,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--built needs exactly one --arch")
     try:
         with tempfile.TemporaryDirectory(prefix="rehearsal-") as scratch:
+            # The roots first: on an x86_64 host that root's python3.13 compiles the builds' bytecode.
+            for arch in sorted({*arches, *(["x86_64"] if os.uname().machine == "x86_64" else [])}):
+                rehearsal_root.ensure(arch)
             if args.built:
                 builds = {arches[0]: args.built}
             else:
