@@ -98,8 +98,12 @@ def build(root: Path, arch: str) -> None:
     if arch == "arm64":
         shutil.copy2(QEMU, partial / QEMU.lstrip("/"))
     stdlib = f"/usr/lib/python{PYTHON_VERSION}"
-    # One process: the chroot has no /dev/shm for multiprocessing's locks.
-    subprocess.run([*python_command(partial, arch), "-I", "-m", "compileall", "-q", stdlib], check=True)
+    host_python = cache_dir() / "bin" / f"python{PYTHON_VERSION}"  # the x86_64 root's, when ensured first
+    if host_python.is_file():  # bytecode does not depend on the CPU: minutes faster than under qemu
+        compile_stdlib = [str(host_python), "-m", "compileall", "-q", "-j", "0", "-s", str(partial), "-p", "/"]
+        subprocess.run([*compile_stdlib, f"{partial}{stdlib}"], check=True)
+    else:  # one process: the chroot has no /dev/shm for multiprocessing's locks
+        subprocess.run([*python_command(partial, arch), "-I", "-m", "compileall", "-q", stdlib], check=True)
     (partial / STAMP).write_text(f"{SUITE} {arch} python{PYTHON_VERSION}\n")
     partial.rename(root)
     if not is_sound(root, arch):
@@ -112,7 +116,8 @@ def write_interpreter(root: Path) -> Path:
     interpreter = cache_dir() / "bin" / f"python{PYTHON_VERSION}"
     libraries = f"{root}/lib/x86_64-linux-gnu:{root}/usr/lib/x86_64-linux-gnu"
     script = f"""#!/bin/sh
-# Written by scripts/rehearsal_root.py: the rehearsal root's python{PYTHON_VERSION}, run from outside the root.
+# Written by scripts/rehearsal_root.py: the rehearsal root's python{PYTHON_VERSION}, run from outside the root
+# (not with -I or -E: it finds its standard library through PYTHONHOME).
 # --argv0 makes this script sys.executable, so the processes of `compileall -j 0` start the same way.
 exec env PYTHONHOME="{root}/usr" "{root}/lib64/ld-linux-x86-64.so.2" --argv0 "$0" --library-path "{libraries}" \\
     "{root}/usr/bin/python{PYTHON_VERSION}" "$@"
@@ -139,7 +144,7 @@ def ensure(arch: str) -> Path:
 
 def main(argv: list[str]) -> int:
     try:
-        for arch in argv or sorted(DEBIAN_ARCH):
+        for arch in argv or ["x86_64", "arm64"]:  # x86_64 first: its Python compiles arm64's stdlib
             print(ensure(arch))
     except (RootError, OSError, subprocess.CalledProcessError) as error:
         print(f"rehearsal root: {error}", file=sys.stderr)

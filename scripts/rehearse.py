@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="rehearsal-") as scratch:
             # The roots first: on an x86_64 host that root's python3.13 compiles the builds' bytecode.
-            for arch in sorted({*arches, *(["x86_64"] if os.uname().machine == "x86_64" else [])}):
+            for arch in sorted({*arches, *(["x86_64"] if os.uname().machine == "x86_64" else [])}, reverse=True):
                 rehearsal_root.ensure(arch)
             if args.built:
                 builds = {arches[0]: args.built}
