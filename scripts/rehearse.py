@@ -24,7 +24,7 @@ from typing import Any
 from scripts import rehearsal_checks as checks
 from scripts import rehearsal_root
 from scripts.rehearsal_checks import RehearsalError
-from sml.template import load_template
+from sml.local.template import load_template
 
 ROOT = Path(__file__).resolve().parents[1]
 SAM = Path(os.environ.get("SML_TOOLS_VENV", ROOT / ".venv-tools")) / "bin" / "sam"  # as tests/template finds it

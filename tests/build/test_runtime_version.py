@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from scripts.rehearsal_root import PYTHON_VERSION
-from sml.template import load_template
+from sml.local.template import load_template
 from tests.template.cfn import load_sam_template
 
 ROOT = Path(__file__).resolve().parents[2]
