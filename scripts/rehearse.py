@@ -37,7 +37,7 @@ def copy_project(destination: Path, bundle: Path) -> None:
     for name in ("template.yaml", "samconfig.toml"):
         shutil.copy2(ROOT / name, destination / name)
     skip = shutil.ignore_patterns("__pycache__", "model")
-    for folder in ("functions/predict", "layers/onnxruntime"):
+    for folder in ("functions", "layers"):  # every CodeUri and ContentUri the template names
         shutil.copytree(ROOT / folder, destination / folder, ignore=skip)
     (destination / "functions/predict/model").mkdir()
     for name in ("model.onnx", "model.json"):
