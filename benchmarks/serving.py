@@ -340,7 +340,7 @@ context = Context()
 
 def observe(event, context):
     # What powertools adds to each prediction: the Logger and Metrics wrappers, the correlation id and
-    # the two metrics, as app.handle and app.answer_predict call them.
+    # the two metrics, as app.lambda_handler and app.answer_predict call them.
     app.logger.set_correlation_id(event["requestContext"]["requestId"])
     app.metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=1)
     app.metrics.add_metric(name="ModelLatency", unit=MetricUnit.Milliseconds, value=0.1)
