@@ -6,11 +6,11 @@ STAMP := $(VENV)/.installed
 TOOLS_BIN := .venv-tools/bin
 BUNDLE := build/bundle
 ARCH ?= arm64
-# With a local python3.12, the function and layer ship bytecode (Lambda cannot write it at cold start).
-PYC_PYTHON ?= $(shell command -v python3.12)
+# The function's and layer's Makefiles find a python3.13 for their bytecode themselves; PYC_PYTHON=... picks one.
+PYC_PYTHON ?=
 
 .PHONY: install tools demo train promote invoke serve test check lint format typecheck pytest \
-	train-smoke validate build bench bench-serving
+	train-smoke validate build bench bench-serving rehearse
 
 install: $(STAMP)
 
@@ -63,7 +63,13 @@ validate: tools
 	$(TOOLS_BIN)/sam validate --lint
 
 build: tools
-	ARCH=$(ARCH) PYC_PYTHON=$(PYC_PYTHON) $(TOOLS_BIN)/sam build --parameter-overrides Architecture=$(ARCH)
+	ARCH=$(ARCH) $(if $(PYC_PYTHON),PYC_PYTHON=$(PYC_PYTHON)) $(TOOLS_BIN)/sam build --parameter-overrides Architecture=$(ARCH)
+
+# sam build for x86_64 and arm64, each built handler run on the runtime's Python in a cached Debian root
+# (needs root, debootstrap, qemu-user-static); then the tests that break a build on purpose.
+rehearse: $(STAMP) tools
+	$(BIN)/python -m scripts.rehearse
+	$(BIN)/pytest -q -m rehearsal tests/build/test_rehearsal.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py

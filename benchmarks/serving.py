@@ -21,7 +21,7 @@ slower and far from its goal, every third round), so the machine's load hits all
 ratio is the median of each round's ratio. Warm figures are taken
 round-robin, each round in a shuffled order, in one process on the same inputs. Our function runs
 from the folders the SAM Makefiles build, layer and function with bytecode, with `python -S` and
-only what Lambda's python3.12 runtime can import (the stdlib, function, layer, then boto3 and its
+only what Lambda's python3.13 runtime can import (the stdlib, function, layer, then boto3 and its
 dependencies, as the runtime ships them) and PYTHONDONTWRITEBYTECODE (Lambda's /var/task is
 read-only), in Lambda's environment variables as template.yaml sets them by default: LAMBDA_TASK_ROOT,
 an X-Ray trace header with Sampled=1, and POWERTOOLS_TRACE_DISABLED=true.
@@ -29,7 +29,9 @@ Requests carry floats, as tabular clients send them. Rows marked `info` have no 
 the time goes: the whole function, with tracing on too (PowertoolsTraceDisabled=false: Tracer sends
 every subsegment to 127.0.0.1, where nothing listens); powertools' shares (warm: its calls around an
 empty handler, right after session.run, as in the function); and a minimal handler (orjson →
-session.run → orjson in one call, no checks, logs or metrics), the floor for any handler.
+session.run → orjson in one call, no checks, logs or metrics), the floor for any handler. The last rows, from
+benchmarks/as_built.py, measure `make rehearse`'s x86_64 build in its root on the runtime's python3.13,
+with and without bytecode (none without root and `make rehearse`).
 
 Run: .venv/bin/python benchmarks/serving.py [--quick] [--rounds 21] [--source CHECKOUT] [--work DIR]
 """
@@ -338,7 +340,7 @@ context = Context()
 
 def observe(event, context):
     # What powertools adds to each prediction: the Logger and Metrics wrappers, the correlation id and
-    # the two metrics, as app.handle and app.answer_predict call them.
+    # the two metrics, as app.lambda_handler and app.answer_predict call them.
     app.logger.set_correlation_id(event["requestContext"]["requestId"])
     app.metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=1)
     app.metrics.add_metric(name="ModelLatency", unit=MetricUnit.Milliseconds, value=0.1)
@@ -445,7 +447,7 @@ def distribution_closure(name: str) -> set[str]:
 
 
 def lambda_runtime_packages(folder: Path) -> Path:
-    """boto3 and its dependencies, which Lambda's python3.12 runtime can import (powertools imports botocore)."""
+    """boto3 and its dependencies, which Lambda's python3.13 runtime can import (powertools imports botocore)."""
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     for name in distribution_closure("boto3"):
@@ -570,6 +572,14 @@ def figures(
     return lines
 
 
+def as_built_rows(rounds: int) -> list[str]:
+    """benchmarks/as_built.py's rows, measured in a process of their own."""
+    command = [sys.executable, "-m", "benchmarks.as_built", "--rounds", str(rounds)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
+    sys.stderr.write(result.stderr)
+    return [line for line in result.stdout.splitlines() if line.startswith("| as built")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="4 rounds of cold starts and fewer warm calls")
@@ -608,6 +618,8 @@ def main() -> None:
     traced = measure_warm(functions[digits], layers["local"], runtime, envs[digits] | TRACED_ENV,
                           work / digits / "warm-traced.json", effort)  # fmt: skip
     lines = figures(cold, warm, traced, layers, functions[digits])
+    print("as built: cold starts in make rehearse's x86_64 root")
+    lines += as_built_rows(rounds)
 
     spread = ["| cold start | median | min | max |", "|---|---|---|---|"]
     for (spec_name, contender), all_rounds in cold.items():

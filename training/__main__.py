@@ -8,7 +8,8 @@
     torchrun --nproc-per-node 2 -m training --data ...       # data parallel (fit/distributed.py)
 
 Exit codes: 0 done; 2 bad settings or data (a retry cannot help); 3 export refused by the parity gate;
-143 stopped by SIGTERM after writing a checkpoint (a retry resumes from it).
+130 stopped by SIGINT, 143 by SIGTERM (during training after writing a checkpoint: a retry resumes from it);
+a stopped job leaves no bundle and no staging folder.
 """
 
 import json
@@ -28,6 +29,7 @@ from training.cloud.batch import batch_config, batch_rendezvous
 from training.cloud.contract import (
     EXIT_EXPORT_REFUSED,
     EXIT_INTERRUPTED,
+    EXIT_SIGINT,
     EXIT_USER_ERROR,
     EXPORT_REFUSED_PREFIX,
     INTERRUPTED_PREFIX,
@@ -41,12 +43,12 @@ from training.cloud.sagemaker import (
     sagemaker_rendezvous,
     write_failure,
 )
-from training.config import ConfigError, TrainConfig
+from training.config import ConfigError, TrainConfig, check_local_destinations
 from training.data.splits import DataError, load_splits
 from training.export.export import CARD_FILE, CURVES_FILE, ExportError, copy_bundle, export_bundle
 from training.fit.distributed import Rendezvous, Worker, launch, process_group
 from training.fit.history import write_curves
-from training.fit.interrupt import Interrupted
+from training.fit.interrupt import Interrupted, Terminated, sigterm_raises
 from training.fit.loop import fit
 from training.models import build_model, serving_model
 
@@ -65,6 +67,7 @@ SINGLE_PROCESS = Worker()
 
 def train(config: TrainConfig, worker: Worker = SINGLE_PROCESS, model_dir: Path | None = None) -> dict[str, Any] | None:
     """Data -> model -> train (every rank) -> export a verified bundle (rank 0); returns the card on rank 0."""
+    check_local_destinations(config)
     device = choose_device(config, worker.local_rank)
     check_compiler(config, device)
     if worker.rank == 0 and is_s3(config.out) and CARD_FILE in check_writable_prefix(config.out):
@@ -150,7 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if sagemaker is not None and code not in (0, EXIT_INTERRUPTED) and not sagemaker.failure.exists():
                 write_failure(sagemaker, f"a training process exited with code {code}")
             return code
-        card = train(job.config, worker or SINGLE_PROCESS, job.model_dir)
+        with sigterm_raises():
+            card = train(job.config, worker or SINGLE_PROCESS, job.model_dir)
     except (ConfigError, DataError, StorageError) as error:
         return report(f"{USER_ERROR_PREFIX} {error}", EXIT_USER_ERROR, sagemaker, speaks)
     except ExportError as error:
@@ -162,6 +166,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
         return EXIT_INTERRUPTED
+    except (KeyboardInterrupt, Terminated) as stopped:  # outside the loop (it stops on SIGTERM by itself)
+        sigint = isinstance(stopped, KeyboardInterrupt)
+        if speaks:
+            print(
+                f"{INTERRUPTED_PREFIX} by {'SIGINT' if sigint else 'SIGTERM'}; no bundle written "
+                "(a rerun with --resume continues from the last checkpoint, if any)",
+                file=sys.stderr,
+            )
+        return EXIT_SIGINT if sigint else EXIT_INTERRUPTED
     except Exception as error:
         if sagemaker is not None:
             write_failure(sagemaker, f"{type(error).__name__}: {error}")

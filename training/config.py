@@ -4,7 +4,11 @@ config_loading.py builds one from flags, a JSON/YAML file or SageMaker's string 
 """
 
 import dataclasses
+import math
+import os
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -19,6 +23,13 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "data_placement": ("auto", "device", "host"),
     "progress": ("auto", "bar", "none"),
 }
+
+
+# The bundle name rule of the card contract. Its twin is the rule `sml promote` applies (sml/bundle.py's
+# check_card), which training may not import: tests/unit/test_training_hostile.py promotes bundles named
+# with each of a list of names and holds the two equal.
+NAME_PATTERN = re.compile(r"[\w.+:-]{1,128}")
+NAME_RULE = "1-128 letters, digits or . _ + : -"
 
 
 class ConfigError(ValueError):
@@ -40,7 +51,7 @@ class TrainConfig:
     val_data: str = ""  # validation rows from a file of their own (SageMaker: channel validation); empty: split
     test_data: str = ""  # test rows from a file of their own (SageMaker: channel test); empty: split
     seed: int = 0
-    name: str = ""  # bundle name; empty: "<data file stem>-<model>"
+    name: str = ""  # bundle name (NAME_RULE); empty: "<data file stem>-<model>", made to fit the rule
     # augmentation (training split only)
     noise_std: float = 0.0  # Gaussian noise, in standardised units
     shift_pixels: int = 0  # random shifts of image-shaped inputs, up to this many pixels
@@ -89,10 +100,11 @@ class TrainConfig:
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{flag(name)}: {getattr(self, name)!r} is not one of {', '.join(allowed)}")
-        for name in ("epochs", "batch_size", "hidden_size", "depth", "channels", "d_model", "heads", "layers"):
+        at_least_one = ("epochs", "batch_size", "hidden_size", "depth", "channels", "d_model", "heads", "layers")
+        for name in (*at_least_one, "step_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{flag(name)}: must be at least 1, got {getattr(self, name)}")
-        for name in ("lr", "parity_tolerance"):
+        for name in ("lr", "parity_tolerance", "gamma"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{flag(name)}: must be greater than 0, got {getattr(self, name)}")
         non_negative = ("weight_decay", "l1", "l2", "noise_std", "mixup_alpha", "clip_grad_norm", "momentum")
@@ -105,12 +117,28 @@ class TrainConfig:
             0 < self.val_fraction < 1 and 0 < self.test_fraction < 1 and self.val_fraction + self.test_fraction < 1
         ):
             raise ConfigError("--val-fraction and --test-fraction: each in (0, 1) and together below 1")
+        for field in dataclasses.fields(self):  # inf passes the bounds above, and trains NaN weights or crashes
+            if isinstance(getattr(self, field.name), float) and not math.isfinite(getattr(self, field.name)):
+                raise ConfigError(f"{flag(field.name)}: must be a finite number, got {getattr(self, field.name)}")
+        if not 0 <= self.seed < 2**63:  # what both torch's and numpy's generators take
+            raise ConfigError(f"--seed: must be a whole number from 0 to 2**63 - 1, got {self.seed}")
         if self.d_model % self.heads:
             raise ConfigError(f"--d-model ({self.d_model}) must be divisible by --heads ({self.heads})")
         if self.model == "cnn" and len(self.input_shape) != 3:
             raise ConfigError("--model cnn needs --input-shape C,H,W (for example 1,8,8)")
         if self.shift_pixels and len(self.input_shape) != 3:
             raise ConfigError("--shift-pixels needs --input-shape C,H,W (for example 1,8,8)")
+        if self.name and not NAME_PATTERN.fullmatch(self.name):
+            raise ConfigError(f"--name {self.name!r}: a bundle name must be {NAME_RULE}")
+
+    @property
+    def bundle_name(self) -> str:
+        """--name, else "<data file stem>-<model>" with each run of characters the rule refuses made one "-"."""
+        if self.name:
+            return self.name
+        suffix = f"-{self.model}"
+        stem = re.sub(r"[^\w.+:-]+", "-", Path(self.data.rstrip("/")).stem).strip("-.") or "data"
+        return stem[: 128 - len(suffix)] + suffix
 
     @property
     def checkpoint_location(self) -> str:
@@ -125,3 +153,28 @@ class TrainConfig:
 
 def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
+
+
+def check_local_destinations(config: TrainConfig) -> None:
+    """Refuse, before any work, a local --out or checkpoint folder that can never be written.
+
+    Raises:
+        ConfigError: the path holds a NUL, is a file or a link to nothing, lies under a file, or its nearest
+            existing folder is not writable.
+    """
+    destinations = {"--out": config.out, "--checkpoint-dir": config.checkpoint_location}
+    for setting, location in destinations.items():
+        if location.startswith("s3://"):
+            continue
+        if "\0" in location:  # no file system takes it: os calls raise ValueError, not OSError
+            raise ConfigError(f"{setting} {location!r}: a path cannot hold a NUL character")
+        path = Path(location)
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"{setting} {location}: is a file, not a folder; pass a folder path")
+        if path.is_symlink() and not path.exists():
+            raise ConfigError(f"{setting} {location}: is a link to nothing; remove it or pass another folder")
+        existing = next(folder for folder in (path, *path.parents) if folder.exists())
+        if not existing.is_dir():
+            raise ConfigError(f"{setting} {location}: {existing} is a file, so no folder can be made under it")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise ConfigError(f"{setting} {location}: {existing} is not writable; pass a folder you can write to")

@@ -15,7 +15,7 @@ from typing import Any, get_args, get_origin
 
 import yaml
 
-from training.config import CHOICES, ConfigError, TrainConfig, flag
+from training.config import CHOICES, NAME_RULE, ConfigError, TrainConfig, flag
 
 
 def _field_kinds() -> dict[str, str]:
@@ -69,6 +69,8 @@ def _to_bool(value: Any) -> bool:
 
 
 def _to_int(value: Any) -> int:
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        return int(value)  # exactly: through float, a seed beyond 2**53 would change
     number = float(value) if isinstance(value, str | float) else value
     if isinstance(number, bool) or not isinstance(number, int | float) or not float(number).is_integer():
         raise ValueError(value)
@@ -136,6 +138,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 HELP: dict[str, str] = {
     "data": "training data: CSV, Parquet or NPZ, a path or s3:// URI",
     "target": "column (or NPZ array) to predict",
+    "name": f"bundle name, {NAME_RULE} (empty: <data file stem>-<model>, made to fit)",
     "out": "folder or s3:// prefix that receives the bundle (model.onnx, model.json)",
     "exclude": "comma-separated columns dropped at read time (identifiers, personal data)",
     "features": "comma-separated feature columns (default: all but target and excluded)",

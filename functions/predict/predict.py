@@ -51,7 +51,7 @@ def serialize(document: Any) -> str:
 RESPONSE_LIMIT_BYTES = 6 * 1024 * 1024
 # The longest text orjson writes for a float32 (shortest round-trip form, sign and exponent): "-1.1754944e-38".
 FLOAT32_TEXT_BYTES = 14
-# What the proxy response adds around the body: statusCode, headers, isBase64Encoded, cookies (app.handle).
+# What the proxy response adds around the body: statusCode, headers, isBase64Encoded, cookies (app.lambda_handler).
 ENVELOPE_BYTES = 256
 
 

@@ -2,6 +2,7 @@
 
 import json
 import platform
+import re
 import socket
 import subprocess
 import sys
@@ -11,8 +12,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from scripts.rehearsal_root import PYTHON_VERSION  # the runtime's version (test_runtime_version holds it)
+
 ROOT = Path(__file__).resolve().parents[2]
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024**2  # function + all its layers
+AMAZON_LINUX_2023_GLIBC = (2, 34)  # what the python3.13 runtime's shared objects may need at most
+ABI = f"cpython-{PYTHON_VERSION.replace('.', '')}"
 pytestmark = pytest.mark.build
 
 
@@ -41,14 +46,17 @@ def size_of(folder: Path) -> int:
 
 @pytest.fixture(scope="module")
 def function_dir(tmp_path_factory, digits_bundle):
-    artifacts = make("build-PredictFunction", Path("functions/predict"), tmp_path_factory.mktemp("function"))
+    # PYC_PYTHON empty: the listing below holds whatever interpreters this machine has.
+    artifacts = make(
+        "build-PredictFunction", Path("functions/predict"), tmp_path_factory.mktemp("function"), PYC_PYTHON=""
+    )
     for name in ("model.onnx", "model.json"):  # what `sml promote` would have placed
         (artifacts / "model" / name).write_bytes((digits_bundle / name).read_bytes())
     return artifacts
 
 
 def build_layer(
-    tmp_path_factory: pytest.TempPathFactory, arch: str, python_version: str = "3.12", **variables: str
+    tmp_path_factory: pytest.TempPathFactory, arch: str, python_version: str = PYTHON_VERSION, **variables: str
 ) -> Path:
     folder = tmp_path_factory.mktemp(f"layer-{arch}-{python_version}")
     return make(
@@ -61,18 +69,49 @@ def build_layer(
     )
 
 
-@pytest.mark.parametrize(("arch", "machine"), [("arm64", "aarch64"), ("x86_64", "x86_64")])
-def test_package_fits_lambda_and_holds_only_serving_code(tmp_path_factory, function_dir, arch, machine):
-    layer = build_layer(tmp_path_factory, arch) / "python"
+MACHINES = {"arm64": "aarch64", "x86_64": "x86_64"}
+
+
+@pytest.fixture(scope="module", params=sorted(MACHINES))
+def lambda_layer(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """The layer as `sam build` makes it for the runtime, one architecture at a time."""
+    # PYC_PYTHON empty: no bytecode, whatever interpreters this machine has (test_runtime_version covers it).
+    return request.param, build_layer(tmp_path_factory, request.param, PYC_PYTHON="") / "python"
+
+
+def glibc_needs(shared_object: Path) -> set[tuple[int, int]]:
+    """The GLIBC_x.y symbol versions a shared object needs, from its .gnu.version_r section (as auditwheel reads)."""
+    output = subprocess.run(["readelf", "-V", "-W", str(shared_object)], capture_output=True, text=True, check=True)
+    needs = output.stdout.partition("Version needs section")[2]
+    return {(int(major), int(minor)) for major, minor in re.findall(r"Name: GLIBC_(\d+)\.(\d+)\b", needs)}
+
+
+def test_package_layer_runs_on_amazon_linux_2023_glibc(lambda_layer):
+    arch, layer = lambda_layer
+    needs = {path.relative_to(layer): glibc_needs(path) for path in layer.rglob("*.so*") if path.is_file()}
+
+    too_new = {
+        str(path): max(versions)
+        for path, versions in needs.items()
+        if max(versions, default=(0, 0)) > AMAZON_LINUX_2023_GLIBC
+    }
+    assert len(needs) > 10, sorted(needs)  # numpy's, onnxruntime's, orjson's, pydantic-core's ...
+    assert max(max(versions, default=(0, 0)) for versions in needs.values()) >= (2, 17)  # readelf did read them
+    assert too_new == {}, f"{arch}: needs a glibc newer than Amazon Linux 2023's 2.34"
+
+
+def test_package_fits_lambda_and_holds_only_serving_code(function_dir, lambda_layer):
+    arch, layer = lambda_layer
+    machine = MACHINES[arch]
 
     total = size_of(layer) + size_of(function_dir)
 
     print(f"\n{arch}: layer {size_of(layer) / 1e6:.1f} MB + function {size_of(function_dir) / 1e6:.2f} MB unzipped")
     assert total < LAMBDA_UNZIPPED_LIMIT
-    assert list(layer.glob(f"onnxruntime/capi/onnxruntime_pybind11_state.cpython-312-{machine}-linux-gnu.so"))
-    assert list(layer.glob(f"numpy/_core/_multiarray_umath.cpython-312-{machine}-linux-gnu.so"))
+    assert list(layer.glob(f"onnxruntime/capi/onnxruntime_pybind11_state.{ABI}-{machine}-linux-gnu.so"))
+    assert list(layer.glob(f"numpy/_core/_multiarray_umath.{ABI}-{machine}-linux-gnu.so"))
     assert list(layer.glob("aws_lambda_powertools/event_handler/api_gateway.py"))
-    assert list(layer.glob(f"orjson/orjson.cpython-312-{machine}-linux-gnu.so"))
+    assert list(layer.glob(f"orjson/orjson.{ABI}-{machine}-linux-gnu.so"))
     for unused in ("onnxruntime/quantization", "onnxruntime/transformers", "onnxruntime/tools", "botocore", "sympy"):
         assert not (layer / unused).exists(), unused
     leftovers = [p for p in layer.rglob("*") if p.name in ("tests", "__pycache__") or p.suffix in (".pyi", ".pyc")]
@@ -94,7 +133,7 @@ TRACE_HEADER = "Root=1-6745d2de-0a1b2c3d4e5f60718293a4b5;Parent=53995c3f42cd8ad8
 
 @pytest.fixture(scope="module")
 def local_layer(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # Lambda runs python3.12; this machine may not have it, so the same Makefile builds for the local interpreter.
+    # Lambda runs python3.13; this machine may not have it, so the same Makefile builds for the local interpreter.
     return build_layer(tmp_path_factory, "x86_64", LOCAL_VERSION, PYC_PYTHON=sys.executable) / "python"
 
 

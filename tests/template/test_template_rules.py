@@ -67,7 +67,7 @@ def test_function_keeps_the_contract_other_parts_rely_on(translated: dict[str, A
     variables = function["Properties"]["Environment"]["Variables"]
 
     assert function["Properties"]["Handler"] == "app.lambda_handler"
-    assert function["Properties"]["Runtime"] == "python3.12"
+    assert function["Properties"]["Runtime"] == "python3.13"
     assert function["Metadata"]["BuildMethod"] == "makefile"
     assert variables["MODEL_DIR"] == "model"
     assert {"MAX_BATCH", "ORT_INTRA_OP_THREADS", "POWERTOOLS_SERVICE_NAME"} <= set(variables)

@@ -271,7 +271,10 @@ def write_bad(tmp_path: Path, case: str) -> tuple[Path, dict[str, object]]:
         ("one-class", r"target 'kind' has one class \('cat'\)"),
         ("all-targets-missing", r"every row of data\.csv has a missing target 'kind'"),
         ("unknown-exclude", r"--exclude: no column named 'emial'; available columns: row_id"),
-        ("too-few-rows", r"4 rows are too few to split"),
+        (
+            "too-few-rows",
+            r"too few rows per class to split: 4 rows over 3 classes, the largest with 2; .* needs 4 rows",
+        ),
         ("target-excluded", r"'kind' is both used \(--target/--features\) and dropped \(--exclude\)"),
         ("regression-on-text", r"--task regression needs a numeric target; 'kind' holds values such as 'cat'"),
     ],
@@ -288,3 +291,66 @@ def test_load_splits_user_mistake_is_one_readable_line(tmp_path: Path, case: str
 def test_load_splits_long_column_list_is_shortened() -> None:
     with pytest.raises(DataError, match=r"pixel_2_3, \.\.\. \(45 more\)$"):
         load(DIGITS, target="digit")
+
+
+def test_not_numeric_feature_quotes_the_first_value_that_is_not_a_number(tmp_path: Path) -> None:
+    columns = tabular()
+    columns["size"] = [1.5, 2.5, "heavy", 4.0, "light"] + [3.0] * 115
+    path = write_csv(tmp_path / "data.csv", columns)
+
+    with pytest.raises(DataError, match=r"feature column 'size' is not numeric \(e\.g\. 'heavy'\)"):
+        load(path, target="kind")
+
+
+def test_regression_on_text_quotes_the_first_value_that_is_not_a_number(tmp_path: Path) -> None:
+    columns = tabular()
+    columns["price"] = ["10", "12.5", "unknown", *["7"] * 117]
+    path = write_csv(tmp_path / "data.csv", columns)
+
+    with pytest.raises(DataError, match=r"'price' holds values such as 'unknown'"):
+        load(path, target="price", task="regression", exclude=("kind",))
+
+
+def test_many_classes_with_few_rows_each_are_refused_for_too_few_rows_per_class(tmp_path: Path) -> None:
+    columns = tabular(rows=600)
+    columns["kind"] = [f"class_{i % 500}" for i in range(600)]  # 100 classes of 2 rows, 400 of 1
+    path = write_csv(tmp_path / "data.csv", columns)
+
+    with pytest.raises(DataError) as caught:
+        load(path, target="kind")
+
+    assert str(caught.value).startswith(
+        "too few rows per class to split: 600 rows over 500 classes, the largest with 2;"
+    )
+    assert "a class needs 4 rows" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "expected"),
+    [
+        ("weight", 1e39, r"feature column 'weight' holds values beyond ±1\.8e\+19 \(e\.g\. 1e\+39\)"),
+        ("weight", -3e20, r"feature column 'weight' holds values beyond ±1\.8e\+19 \(e\.g\. -3e\+20\)"),
+        ("price", 1e30, r"target 'price' holds values beyond ±1\.8e\+19 \(e\.g\. 1e\+30\)"),
+    ],
+)
+def test_values_beyond_float32_squares_are_refused_naming_the_column(
+    tmp_path: Path, column: str, value: float, expected: str
+) -> None:
+    columns = tabular() | {"price": np.linspace(1.0, 2.0, 120).tolist()}
+    columns[column] = [*columns[column][:-1], value]
+    path = write_csv(tmp_path / "data.csv", columns)
+
+    with pytest.raises(DataError, match=expected):
+        load(path, target="price", task="regression", exclude=("kind",))
+
+
+def test_values_just_inside_the_float32_limit_give_finite_statistics(tmp_path: Path) -> None:
+    columns = tabular() | {"price": [(-1) ** i * 1.8e19 for i in range(120)]}
+    columns["weight"] = [(-1) ** i * 1.8e19 for i in range(120)]
+    path = write_csv(tmp_path / "data.csv", columns)
+
+    splits = load(path, target="price", task="regression", exclude=("kind",))
+
+    assert np.isfinite(splits.std).all() and np.isfinite(splits.mean).all()
+    assert splits.std[splits.feature_names.index("weight")] == pytest.approx(1.8e19, rel=0.01)
+    assert splits.target_std == pytest.approx(1.8e19, rel=0.01)

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from training.config import TrainConfig
-from training.data.splits import DataError, Splits, load_splits, split_sizes
+from training.data.partition import split_sizes
+from training.data.splits import DataError, Splits, load_splits
 
 ROOT = Path(__file__).resolve().parents[2]
 

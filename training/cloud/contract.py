@@ -20,6 +20,7 @@ METRIC_REGEXES = {
 EXIT_USER_ERROR = 2
 EXIT_EXPORT_REFUSED = 3
 EXIT_INTERRUPTED = 143  # 128 + SIGTERM, what schedulers expect from a process that stopped on SIGTERM
+EXIT_SIGINT = 130  # 128 + SIGINT (Ctrl+C)
 EXIT_MEANINGS = {
     1: "the training job crashed",
     EXIT_USER_ERROR: "bad settings or data (not retried)",

@@ -8,6 +8,8 @@ import pandas as pd
 
 from training.config import TrainConfig
 from training.data.holdout import TRAINING_FILE, assign_parts, read_sources
+from training.data.numbers import check_magnitude, feature_not_numbers, first_non_number, quote
+from training.data.partition import split_indices
 from training.data.tables import DataError as DataError  # part of this module's interface
 from training.data.tables import describe
 
@@ -60,9 +62,10 @@ def load_splits(config: TrainConfig) -> Splits:
     task = detect_task(table[config.target], config.task)
     labels, y = encode_target(table[config.target], task, config.target)
     x = table[feature_names].to_numpy(dtype=np.float64, na_value=np.nan)
-    if np.isinf(x).any():
-        bad = [name for name, column in zip(feature_names, x.T, strict=True) if np.isinf(column).any()]
-        raise DataError(f"feature column {bad[0]!r} holds infinite values; clean it or pass --exclude {bad[0]}")
+    for name, column in zip(feature_names, x.T, strict=True):
+        if np.isinf(column).any():
+            raise DataError(f"feature column {name!r} holds infinite values; clean it or pass --exclude {name}")
+        check_magnitude(column, f"feature column {name!r}", f"rescale it or pass --exclude {name}")
 
     in_training_file = origin == TRAINING_FILE
     split = split_indices(
@@ -77,10 +80,12 @@ def load_splits(config: TrainConfig) -> Splits:
     missing = np.isnan(x)
     x = np.where(missing, medians, x).astype(np.float32)
     train_x = x[parts[0]]
-    std = train_x.std(axis=0)
+    # Sums of squares in float64: in float32 they overflow long before the values do (MAX_MAGNITUDE).
+    std = train_x.std(axis=0, dtype=np.float64)
     target_mean, target_std = 0.0, 1.0
     if task == "regression":
-        target_mean, target_std = float(y[parts[0]].mean()), float(y[parts[0]].std()) or 1.0
+        train_y = y[parts[0]].astype(np.float64)
+        target_mean, target_std = float(np.float32(train_y.mean())), float(np.float32(train_y.std())) or 1.0
 
     cleaning = {
         "rows_read": rows_read,
@@ -102,7 +107,7 @@ def load_splits(config: TrainConfig) -> Splits:
         task=task,
         feature_names=feature_names,
         labels=labels,
-        mean=train_x.mean(axis=0).astype(np.float32),
+        mean=train_x.mean(axis=0, dtype=np.float64).astype(np.float32),
         std=np.where(std > 0, std, 1.0).astype(np.float32),
         target_mean=target_mean,
         target_std=target_std,
@@ -126,10 +131,10 @@ def choose_features(table: pd.DataFrame, config: TrainConfig) -> list[str]:
         if name == config.target:
             raise DataError(f"--features: {name!r} is the target; leave it out of --features")
         if not pd.api.types.is_numeric_dtype(table[name]):
-            example = table[name].dropna().iloc[0] if table[name].notna().any() else None
+            raise feature_not_numbers(name, table[name])
+        if pd.api.types.is_complex_dtype(table[name]):  # as float64, numpy would drop the imaginary parts
             raise DataError(
-                f"feature column {name!r} is not numeric (e.g. {example!r}); "
-                f"encode it as numbers or pass --exclude {name}"
+                f"feature column {name!r} holds complex numbers; split them in two or pass --exclude {name}"
             )
     if not features:
         raise DataError(f"no feature columns left besides the target {config.target!r}; check --exclude")
@@ -146,8 +151,8 @@ def detect_task(target: pd.Series, task: str) -> str:
     """
     numeric = pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target)
     if task == "regression" and not numeric:
-        example = target.iloc[0]
-        raise DataError(f"--task regression needs a numeric target; {target.name!r} holds values such as {example!r}")
+        example = quote(first_non_number(target))
+        raise DataError(f"--task regression needs a numeric target; {target.name!r} holds values such as {example}")
     if task != "auto":
         return task
     if not numeric:
@@ -162,9 +167,10 @@ def detect_task(target: pd.Series, task: str) -> str:
 def encode_target(target: pd.Series, task: str, name: str) -> tuple[list[str], np.ndarray]:
     """Class labels (sorted, as text) and indices, or float32 values for regression."""
     if task == "regression":
+        if not np.isfinite(target.to_numpy(dtype=np.float64)).all():
+            raise DataError(f"target {name!r} holds infinite values; clean them or drop those rows")
+        check_magnitude(target.to_numpy(dtype=np.float64), f"target {name!r}", "rescale it or drop those rows")
         values = target.to_numpy(dtype=np.float32)
-        if not np.isfinite(values).all():
-            raise DataError(f"target {name!r} holds infinite or too large values; clean them or drop those rows")
         if len(np.unique(values)) < 2:
             raise DataError(f"target {name!r} has the same value {values[0]:g} in every row; nothing to learn")
         return [], values
@@ -178,33 +184,3 @@ def encode_target(target: pd.Series, task: str, name: str) -> tuple[list[str], n
     if len(labels) < 2:
         raise DataError(f"target {name!r} has one class ({labels[0]!r}); classification needs at least two")
     return labels, y.astype(np.int64)
-
-
-def split_indices(
-    y: np.ndarray, stratify: bool, val_fraction: float, test_fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Seeded train/val/test row indices; stratified (each class split on its own) when asked."""
-    rng = np.random.default_rng(seed)
-    groups = [np.flatnonzero(y == value) for value in np.unique(y)] if stratify else [np.arange(len(y))]
-    parts: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]] = ([], [], [])
-    for group in groups:
-        shuffled = rng.permutation(group)
-        n_val, n_test = split_sizes(len(shuffled), val_fraction, test_fraction)
-        parts[0].append(shuffled[n_val + n_test :])
-        parts[1].append(shuffled[:n_val])
-        parts[2].append(shuffled[n_val : n_val + n_test])
-    train, val, test = (rng.permutation(np.concatenate(part)) for part in parts)
-    if len(val) == 0 or len(test) == 0:
-        raise DataError(
-            f"{len(y)} rows are too few to split: --val-fraction {val_fraction} and --test-fraction {test_fraction} "
-            f"leave {len(val)} validation and {len(test)} test rows; add rows or raise the fractions"
-        )
-    return train, val, test
-
-
-def split_sizes(n_rows: int, val_fraction: float, test_fraction: float) -> tuple[int, int]:
-    """Rounded validation and test sizes that leave at least one training row."""
-    n_val, n_test = int(n_rows * val_fraction + 0.5), int(n_rows * test_fraction + 0.5)
-    excess = max(0, n_val + n_test - (n_rows - 1))
-    from_val = min(excess, n_val)
-    return n_val - from_val, n_test - (excess - from_val)

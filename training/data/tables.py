@@ -1,6 +1,8 @@
 """File access for the training data: where it lives (a path, a folder or S3) and how each format is read."""
 
 import tempfile
+import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +17,7 @@ class DataError(ValueError):
 
 READERS = (".csv", ".parquet", ".pq", ".npz")
 NPZ_MATRIX_KEYS = ("x", "features")  # a 2-D array under one of these names holds every feature
+NPZ_HOW = "save it with numpy.savez(x=..., y=...)"
 
 
 @contextmanager
@@ -81,11 +84,21 @@ def read_table(path: Path, exclude: Sequence[str] = ()) -> pd.DataFrame:
 
 def read_npz(path: Path) -> pd.DataFrame:
     """One 2-D array `x` or `features` (columns feature_0...) plus 1-D arrays, or one 1-D array per column."""
-    loaded = np.load(path, allow_pickle=False)
-    if not isinstance(loaded, np.lib.npyio.NpzFile):
-        raise DataError(f"{path.name} holds a single array, not an archive; save it with numpy.savez(x=..., y=...)")
-    with loaded as archive:
-        arrays = {key: archive[key] for key in archive.files}
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise DataError(f"{path.name} holds a single array, not an archive; {NPZ_HOW}")
+        with loaded as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except (zipfile.BadZipFile, EOFError, zlib.error) as error:  # a truncated or damaged archive
+        raise DataError(
+            f"{path.name} is not a readable NPZ archive ({error or type(error).__name__}); {NPZ_HOW}"
+        ) from None
+    strays = [key for key, array in arrays.items() if not isinstance(array, np.ndarray)]
+    if strays:
+        raise DataError(
+            f"{path.name}: member {strays[0]!r} is not a NumPy array; an NPZ file holds arrays only, {NPZ_HOW}"
+        )
     if sum(key in NPZ_MATRIX_KEYS for key in arrays) > 1:
         raise DataError(f"{path.name}: keep the features in one 2-D array, named {' or '.join(NPZ_MATRIX_KEYS)}")
     columns: dict[str, np.ndarray] = {}

@@ -52,7 +52,7 @@ def build_card(
     training.update({key: value for key, value in training_summary.items() if key not in training})
     card: dict[str, Any] = {
         "format": FORMAT,
-        "name": config.name or f"{Path(config.data).stem}-{config.model}",
+        "name": config.bundle_name,
         "version": f"{created}-{digest[:7]}",
         "task": splits.task,
         "input": model_input,

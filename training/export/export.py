@@ -21,6 +21,7 @@ from training.export.card import SAMPLE_ROWS, build_card
 from training.export.onnx_int8 import quantize_int8
 from training.export.onnx_run import PARITY_BATCHES, measure_latency, open_session, run_session, test_metrics
 from training.export.publish import publish
+from training.fit.interrupt import signals_held
 
 ONNX_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
@@ -57,8 +58,9 @@ def export_bundle(
     output_name = "probabilities" if splits.task == "classification" else "predictions"
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = out_dir.parent / f".{out_dir.name}.staging-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
-    try:
+    try:  # the folder is made inside: a signal (SIGINT, SIGTERM: training.fit.interrupt) anywhere still removes it
+        staging.mkdir()
+        logger.info("export: exporting to ONNX and checking parity in %s", staging)
         onnx_path = export_onnx(serving, splits.n_features, output_name, config.opset, staging / ONNX_FILE)
         expected = torch_outputs(serving, splits.test.x)
         check_shape(expected, splits)
@@ -80,7 +82,8 @@ def export_bundle(
         for name, path in (attachments or {}).items():
             shutil.copyfile(path, staging / name)
         (staging / CARD_FILE).write_text(json.dumps(card, indent=2, allow_nan=False) + "\n")
-        publish(staging, out_dir, (ONNX_FILE, INT8_FILE), CARD_FILE)
+        with signals_held():  # out_dir is never left half-swapped
+            publish(staging, out_dir, (ONNX_FILE, INT8_FILE), CARD_FILE)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     logger.info(
