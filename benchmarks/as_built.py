@@ -2,55 +2,43 @@
 
     .venv/bin/python -m benchmarks.as_built [--rounds 21]      (benchmarks/serving.py prints these rows too)
 
-Four contenders, each a fresh `python3.13 -I -S -B` in the x86_64 rehearsal root (Lambda's environment from
-the template, /var/task and /opt as Lambda lays them out, no bytecode written), in shuffled rounds:
-the built function answering events/predict.json; the same build with every __pycache__ removed (what a build
-without a python3.13 ships: Lambda compiles it at every cold start); bare numpy + onnxruntime on the same
+Four contenders of benchmarks/cold_start.py, each a fresh `python3.13 -I -S -B` in the x86_64 rehearsal root
+(Lambda's environment from the template, /var/task and /opt as Lambda lays them out, no bytecode written), in
+shuffled rounds: the built function answering events/predict.json; the same build with every __pycache__ removed
+(what a build without a python3.13 ships: Lambda compiles it at every cold start); bare numpy + onnxruntime on the same
 model; and bare plus `import aws_lambda_powertools`. Goal, as benchmarks/serving.py's: the function's cold
 start less what powertools' import costs bare in the same round <= 1.25x bare. Needs root and build/rehearsal
 (`make rehearse`); without them it prints one line saying so and no rows.
 """
 
 import argparse
-import json
 import os
 import shutil
 import sys
 from pathlib import Path
 
-from benchmarks.serving import CONTEXT, EVENT, measure_cold_starts, median_ms, paired_ratio, row
+from benchmarks.serving_build import EVENT
+from benchmarks.serving_cold import measure_cold_starts
+from benchmarks.serving_report import median_ms, paired_ratio, row
 from scripts import rehearsal_root, rehearse
 
 BUILT = rehearse.ROOT / "build" / "rehearsal" / "x86_64"
+COLD_START = Path(__file__).resolve().parent / "cold_start.py"
+STAGE = "/tmp/bench"  # in the root
 Runs = dict[tuple[str, str], tuple[list[str], dict[str, str], Path]]
 
 
-def scripts(event: str) -> dict[str, tuple[str, dict[str, str]]]:
-    """Each contender's script and the variables it sets over Lambda's environment."""
-    ours = """
-import json, sys
-sys.path[:0] = ["{task}", "{opt}/python"]
-import app
-{context}
-response = app.lambda_handler(json.loads({event!r}), Context())
-assert response["statusCode"] == 200, response
-"""
-    bare = """
-import json, sys
-sys.path[:0] = ["/opt/python"]
-import numpy as np, onnxruntime as ort{extra}
-features = np.asarray(json.loads(json.loads({event!r})["body"])["instances"], dtype=np.float32)
-session = ort.InferenceSession("/var/task/model/model.onnx", providers=["CPUExecutionProvider"])
-(probabilities,) = session.run(None, {{"features": features}})
-print(json.dumps({{"predictions": probabilities.argmax(axis=1).tolist(), "probabilities": probabilities.tolist()}}))
-"""
-    plain = {"task": "/var/task-no-bytecode", "opt": "/opt-no-bytecode"}
+def arguments() -> dict[str, tuple[list[str], dict[str, str]]]:
+    """Each contender's arguments to benchmarks/cold_start.py, and the variables it sets over Lambda's environment."""
+    event = ["--event", f"{STAGE}/{EVENT.name}"]
+    plain = {"LAMBDA_TASK_ROOT": "/var/task-no-bytecode"}
     return {
-        "as built": (ours.format(task="/var/task", opt="/opt", context=CONTEXT, event=event), {}),
-        "no bytecode": (ours.format(**plain, context=CONTEXT, event=event), {"LAMBDA_TASK_ROOT": plain["task"]}),
-        "bare": (bare.format(extra="", event=event), {}),
-        "bare + powertools": (bare.format(extra="\nimport aws_lambda_powertools", event=event), {}),
-    }
+        "as built": (["ours", "--function", "/var/task", "--layer", "/opt/python", *event], {}),
+        "no bytecode": (["ours", "--function", plain["LAMBDA_TASK_ROOT"], "--layer", "/opt-no-bytecode/python",
+                         *event], plain),
+        "bare": (["bare", "--function", "/var/task", "--layer", "/opt/python", *event], {}),
+        "bare + powertools": (["bare+powertools", "--function", "/var/task", "--layer", "/opt/python", *event], {}),
+    }  # fmt: skip
 
 
 def runs() -> Runs:
@@ -65,11 +53,14 @@ def runs() -> Runs:
         shutil.rmtree(plain, ignore_errors=True)
         shutil.copytree(root / folder, plain, ignore=shutil.ignore_patterns("__pycache__"))
     environment = rehearse.lambda_environment(BUILT)
-    command = [*rehearsal_root.python_command(root, "x86_64"), "-I", "-S", "-B", "-c"]
-    event = json.dumps(json.loads(EVENT.read_text()))
+    stage = root / STAGE.lstrip("/")  # the script and the event, where the root's Python can read them
+    stage.mkdir(parents=True, exist_ok=True)
+    for file in (COLD_START, EVENT):
+        shutil.copyfile(file, stage / file.name)
+    command = [*rehearsal_root.python_command(root, "x86_64"), "-I", "-S", "-B", f"{STAGE}/{COLD_START.name}"]
     return {
-        ("as built", name): ([*command, script], environment | extra, rehearse.ROOT)
-        for name, (script, extra) in scripts(event).items()
+        ("as built", name): ([*command, *contender], environment | extra, rehearse.ROOT)
+        for name, (contender, extra) in arguments().items()
     }
 
 

@@ -1,0 +1,121 @@
+"""Warm latency: lambda_handler and its parts, timed round-robin in one process on the same inputs.
+
+serving_warm runs it in a fresh process with the function's Lambda environment:
+`python -S -m benchmarks.warm --function DIR --layer DIR --runtime DIR --event FILE --digits FILE
+--out FILE --n1 N --n64 N --warmup N`. It writes {batch: {call: {"p50": us, "p99": us}}} to --out.
+numpy, orjson and the function come from the function and layer folders, imported once sys.path
+holds them, as in Lambda.
+"""
+
+import json
+import random
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from benchmarks.cold_start import Context
+
+Calls = dict[str, Callable[[], object]]
+
+
+def percentiles(calls: Calls, n: int, warmup: int) -> dict[str, dict[str, float]]:
+    """p50 and p99 of each call in microseconds.
+
+    Round-robin, so the machine's load hits every contender alike, each round in a shuffled order, so none
+    always runs right after another left the model's weights in cache; the first rounds warm up.
+    """
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    names, shuffler = list(calls), random.Random(0)
+    for i in range(n + warmup):
+        shuffler.shuffle(names)
+        for name in names:
+            started = time.perf_counter()
+            calls[name]()
+            if i >= warmup:
+                samples[name].append(time.perf_counter() - started)
+    ranked = {name: sorted(values) for name, values in samples.items()}
+    return {name: {"p50": v[n // 2] * 1e6, "p99": v[int(n * 0.99)] * 1e6} for name, v in ranked.items()}
+
+
+def measure(options: dict[str, str]) -> dict[int, dict[str, dict[str, float]]]:
+    sys.path[:0] = [options["--function"], options["--layer"]]
+    sys.path.append(options["--runtime"])
+    import app  # after sys.path holds the function and layer, as every import below
+    import numpy as np
+    import orjson
+    import predict
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    context: Any = Context()  # duck-typed LambdaContext
+
+    def observe(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        # What powertools adds to each prediction: the Logger and Metrics wrappers, the correlation id and
+        # the two metrics, as app.lambda_handler and app.answer_predict call them.
+        app.logger.set_correlation_id(event["requestContext"]["requestId"])
+        app.metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=1)
+        app.metrics.add_metric(name="ModelLatency", unit=MetricUnit.Milliseconds, value=0.1)
+        return {}
+
+    powertools = app.with_observability(observe)
+    with open(options["--event"]) as file:  # noqa: PTH123
+        event = json.loads(file.read())
+    rows = np.loadtxt(options["--digits"], delimiter=",", skiprows=1, dtype=np.float32)[:, :-1]
+    model = app.MODEL
+    assert model is not None
+
+    def calls_for(batch: int) -> Calls:
+        # Floats, as tabular clients send them: the digits' pixel intensities (0 to 16) scaled to [0, 1].
+        body = json.dumps({"instances": (rows[:batch] / 16).tolist()})
+        request = dict(event, body=body)
+        features = np.asarray(json.loads(body)["instances"], dtype=np.float32)
+        labels = model.labels
+        probabilities = model.predict(features)
+
+        def handler() -> None:
+            assert app.lambda_handler(request, context)["statusCode"] == 200
+
+        def own() -> None:
+            # The function's own work for POST /predict (predict.py): no routing, logs or metrics.
+            predict.serialize(predict.predict(model, request, app.MAX_BATCH, app.ROWS_FIT).answer)
+
+        def run() -> None:
+            model.session.run(["probabilities"], {"features": features})
+
+        def parse() -> Any:
+            return np.asarray(orjson.loads(body)["instances"], dtype=np.float32)
+
+        def write(scores: Any) -> None:
+            predictions = [labels[i] for i in scores.argmax(axis=1).tolist()]
+            answer = {"predictions": predictions, "probabilities": scores, "labels": labels, "model": {}}
+            orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
+
+        def io() -> None:
+            parse()
+            write(probabilities)
+
+        def minimal() -> None:
+            # The floor for any handler: the same work in one call, with no checks, logs or metrics.
+            (scores,) = model.session.run(["probabilities"], {"features": parse()})
+            write(scores)
+
+        def run_then_powertools() -> None:
+            # In the function powertools flushes right after the model, which has just left the caches cold.
+            run()
+            powertools(request, context)
+
+        calls: Calls = {"handler": handler, "own": own, "run": run, "io": io, "minimal": minimal}
+        calls["run + powertools"] = run_then_powertools
+        return calls
+
+    results = {}
+    for batch, n in ((1, int(options["--n1"])), (64, int(options["--n64"]))):
+        results[batch] = percentiles(calls_for(batch), n, int(options["--warmup"]))
+    return results
+
+
+if __name__ == "__main__":
+    arguments = sys.argv[1:]
+    options = dict(zip(arguments[::2], arguments[1::2], strict=True))
+    with open(options["--out"], "w") as out:  # noqa: PTH123
+        out.write(json.dumps(measure(options)))
