@@ -74,7 +74,14 @@ def naive(options: dict[str, str]) -> None:
     print(json.dumps({"predictions": probabilities.argmax(dim=1).tolist(), "probabilities": probabilities.tolist()}))
 
 
+USAGE = (
+    "usage: cold_start.py ours|bare|bare+powertools|naive --function DIR --layer DIR --event FILE [--OPTION VALUE]..."
+)
+
+
 def main(argv: list[str]) -> None:
+    if not argv or len(argv) % 2 == 0:
+        raise SystemExit(USAGE)
     contender, options = argv[0], dict(zip(argv[1::2], argv[2::2], strict=True))
     if contender == "ours":
         ours(options)
