@@ -1,7 +1,7 @@
 """Serving figures for the Lambda function, each against a baseline measured in the same run.
 
-For two MLPs with 64 inputs (the digits model's shape, and a wider one), exported with
-torch.onnx.export(dynamo=True), it measures:
+For two MLPs with 64 inputs (the digits model's shape, and a wider one; untrained, seeded), each
+exported into a bundle by the training code's exporter, it measures:
   cold start: a fresh process that imports, loads and answers events/predict.json through
               lambda_handler, vs (a) a naive PyTorch handler (torch.load of a state dict + model(x))
               and (b) bare numpy + onnxruntime;
@@ -33,8 +33,8 @@ session.run → orjson in one call, no checks, logs or metrics), the floor for a
 benchmarks/as_built.py, measure `make rehearse`'s x86_64 build in its root on the runtime's python3.13,
 with and without bytecode (none without root and `make rehearse`).
 
-Modules: serving_build (layer, functions, bundles), cold_start and warm (what the fresh processes run),
-serving_sizes, serving_report (the table).
+Modules: serving_build (layers, functions, bundles), cold_start and warm (what the fresh processes run),
+serving_cold (cold-start rounds), serving_sizes, serving_report (the table); classifier (the model).
 
 Run: .venv/bin/python benchmarks/serving.py [--quick] [--rounds 21] [--source CHECKOUT] [--work DIR]
 """
@@ -54,12 +54,12 @@ from typing import Any
 
 import onnxruntime as ort
 
-# Run as benchmarks/serving.py, sys.path[0] is benchmarks/; the package needs the checkout's root there.
-sys.path[0] = str(Path(__file__).resolve().parents[1])
-from benchmarks.serving_build import ARCH, DIGITS, EVENT, PYTHON_VERSION, ROOT, SPECS, build  # noqa: E402
-from benchmarks.serving_cold import NAIVE_EVERY, TRACED_ENV, cold_start_commands, measure_cold_starts, run_python  # noqa: E402
-from benchmarks.serving_report import figures, measured, median_ms  # noqa: E402
-from benchmarks.serving_sizes import lambda_runtime_packages  # noqa: E402
+if not __package__:  # run as benchmarks/serving.py: sys.path[0] is benchmarks/; the package needs the root there
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+from benchmarks.serving_build import ARCH, DIGITS, EVENT, PYTHON_VERSION, ROOT, SPECS, build
+from benchmarks.serving_cold import NAIVE_EVERY, TRACED_ENV, cold_start_commands, measure_cold_starts, run_python
+from benchmarks.serving_report import figures, measured, median_ms
+from benchmarks.serving_sizes import lambda_runtime_packages
 
 LAMBDA_ENV = {
     "AWS_LAMBDA_FUNCTION_NAME": "PredictFunction",
