@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import onnx
@@ -103,8 +104,8 @@ def test_promote_outside_a_function_folder_is_one_line(tmp_path, tiny_bundle, ca
     assert "has no model.py: pass the prediction function's folder" in capsys.readouterr().err
 
 
-def big_confusion_card(bundle: Path, classes: int) -> dict:
-    card = json.loads((bundle / "model.json").read_text())
+def big_confusion_card(bundle: Path, classes: int) -> dict[str, Any]:
+    card: dict[str, Any] = json.loads((bundle / "model.json").read_text())
     card["metrics"]["test"]["confusion_matrix"] = np.zeros((classes, classes), dtype=int).tolist()
     return card
 
