@@ -55,6 +55,12 @@ def read_card(path: Path) -> dict[str, Any]:
     return card
 
 
+def shown(value: Any) -> str:
+    """A card's value in a message: repr, cut short (a message is one line of /health and of promote's output)."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
 def parse_int(text: str) -> int:
     value = int(text) if len(text) <= 20 else INT64  # int() of 5000 digits is slow, then refused by Python
     if not -INT64 <= value < INT64:
@@ -81,18 +87,18 @@ def check_card(card: dict[str, Any]) -> tuple[int, ...]:
         if not isinstance(card[key], kind):
             raise BundleError(f"{CARD_FILE}: {key!r} must be a {kind.__name__}, got {type(card[key]).__name__}")
     if card["format"] != BUNDLE_FORMAT:
-        raise BundleError(f"{CARD_FILE}: format {card['format']!r} is not {BUNDLE_FORMAT!r}, the one served here")
+        raise BundleError(f"{CARD_FILE}: format {shown(card['format'])} is not {BUNDLE_FORMAT!r}, the one served here")
     for key in ("name", "version"):
         if not NAME.fullmatch(card[key]):
-            raise BundleError(f"{CARD_FILE}: {key} {card[key]!r} must be 1-128 letters, digits or . _ + : -")
+            raise BundleError(f"{CARD_FILE}: {key} {shown(card[key])} must be 1-128 letters, digits or . _ + : -")
     if not SHA256.fullmatch(card["sha256"]):
         raise BundleError(f"{CARD_FILE}: sha256 must be 64 lower-case hex digits")
     task = card["task"]
     if task not in OUTPUT_BY_TASK:
-        raise BundleError(f"{CARD_FILE}: task must be one of {', '.join(OUTPUT_BY_TASK)}, got {task!r}")
+        raise BundleError(f"{CARD_FILE}: task must be one of {', '.join(OUTPUT_BY_TASK)}, got {shown(task)}")
     if card["outputs"] != [OUTPUT_BY_TASK[task]]:
         raise BundleError(
-            f"{CARD_FILE}: a {task} card lists outputs [{OUTPUT_BY_TASK[task]!r}], not {card['outputs']!r}"
+            f"{CARD_FILE}: a {task} card lists outputs [{OUTPUT_BY_TASK[task]!r}], not {shown(card['outputs'])}"
         )
     labels = card.get("labels")
     if task == "classification" and not (
@@ -116,7 +122,7 @@ def check_input(spec: dict[str, Any]) -> tuple[int, ...]:
         and shape[0] is None
         and all(isinstance(dim, int) and not isinstance(dim, bool) and 0 < dim < INT64 for dim in shape[1:])
     ):
-        raise BundleError(f"{CARD_FILE}: input.shape must be [null, n, ...] with positive sizes, got {shape!r}")
+        raise BundleError(f"{CARD_FILE}: input.shape must be [null, n, ...] with positive sizes, got {shown(shape)}")
     if spec.get("name") != "features" or spec.get("dtype") != "float32":
         raise BundleError(f"{CARD_FILE}: input must be named 'features' with dtype 'float32'")
     row_shape = tuple(shape[1:])

@@ -59,7 +59,7 @@ def test_function_answers_503_with_the_reason_on_every_route(
     status, body = call(app, load_event, lambda_context, "health.json")
     assert (status, body["status"], body["error"]["code"]) == (503, "unavailable", "model_unavailable")
     assert reason in body["error"]["message"]
-    assert "\n" not in body["error"]["message"]
+    assert "\n" not in body["error"]["message"] and len(body["error"]["message"]) < 1000
     for route in ROUTES[1:]:
         status, body = call(app, load_event, lambda_context, route)
         assert (status, body["error"]["code"]) == (503, "model_unavailable"), route
@@ -75,7 +75,7 @@ def test_promote_refuses_with_one_line_and_changes_nothing(case, tmp_path, tiny_
 
     err = capsys.readouterr().err
     assert code == 2
-    assert err.startswith("sml: error: ") and err.count("\n") == 1, err
+    assert err.startswith("sml: error: ") and err.count("\n") == 1 and len(err) < 1000, err
     assert reason in err
     assert "Traceback" not in err
     assert snapshot(promoted) == before  # the served bundle byte for byte, and no staging folder left
