@@ -2,7 +2,7 @@
 
 This module and model.py are the one authority on what can be served: `sml promote` runs this loader
 on the staged bundle (sml/bundle.py), so whatever promote accepts, the function serves. The rules, in
-words, are in the README's "The model bundle" section; training/card.py writes cards that keep them.
+words, are in the README's "The model bundle" section; training/export/card.py writes cards that keep them.
 """
 
 import json
@@ -21,7 +21,7 @@ CARD_KEYS: dict[str, type] = {"format": str, "name": str, "version": str, "task"
                               "sha256": str}  # fmt: skip
 NAME = re.compile(r"[\w.+:-]{1,128}")
 SHA256 = re.compile(r"[0-9a-f]{64}")
-# Lambda's limit on a synchronous answer; twin: sml/worker.py MAX_PAYLOAD_BYTES (tests hold them equal).
+# Lambda's limit on a synchronous answer; twin: sml/local/worker.py MAX_PAYLOAD_BYTES (tests hold them equal).
 LAMBDA_RESPONSE_BYTES = 6 * 1024 * 1024
 RESPONSE_ENVELOPE_BYTES = 1024  # statusCode, headers, cookies around GET /model's body
 INT64 = 2**63  # orjson writes 64-bit integers only; JSON has no bound, so the card sets one

@@ -14,12 +14,12 @@ import pytest
 from onnx import TensorProto, numpy_helper
 
 import sml.bundle
-import training.card
 from sml.cli import main
-from sml.worker import MAX_PAYLOAD_BYTES
+from sml.local.worker import MAX_PAYLOAD_BYTES
 from tests.conftest import FUNCTION_DIR
 from tests.projects import copy_function
-from training.export import ExportError, inline_external_data
+from training.export import card as card_writer
+from training.export.export import ExportError, inline_external_data
 
 
 def function_module(name: str) -> ModuleType:
@@ -41,9 +41,9 @@ def test_twins_across_the_import_border_are_equal():
         contract.INT8_FILE,
     )
     assert contract.LAMBDA_RESPONSE_BYTES == MAX_PAYLOAD_BYTES
-    assert training.card.FORMAT == contract.BUNDLE_FORMAT
+    assert card_writer.FORMAT == contract.BUNDLE_FORMAT
     # A card the job writes is one GET /model can return: escaping it as a JSON string at most triples it.
-    assert 3 * (training.card.MAX_CARD_BYTES + contract.RESPONSE_ENVELOPE_BYTES) <= contract.LAMBDA_RESPONSE_BYTES
+    assert 3 * (card_writer.MAX_CARD_BYTES + contract.RESPONSE_ENVELOPE_BYTES) <= contract.LAMBDA_RESPONSE_BYTES
 
 
 def probe_function(root: Path, loader: str) -> Path:
@@ -116,10 +116,10 @@ def test_write_card_trims_a_card_serving_could_not_return_and_the_function_serve
     bundle = Path(shutil.copytree(tiny_bundle, tmp_path / "bundle"))
     card = big_confusion_card(bundle, 600)  # ~3 MB as written: a many-class model's confusion matrix
 
-    training.card.write_card(bundle / "model.json", card)
+    card_writer.write_card(bundle / "model.json", card)
 
     written = json.loads((bundle / "model.json").read_text())
-    assert (bundle / "model.json").stat().st_size <= training.card.MAX_CARD_BYTES
+    assert (bundle / "model.json").stat().st_size <= card_writer.MAX_CARD_BYTES
     assert written["export"]["card_trimmed"] == ["metrics.test.confusion_matrix"]
     assert "confusion_matrix" not in written["metrics"]["test"] and "per_class" not in written["metrics"]["test"]
     assert written == card
@@ -132,8 +132,8 @@ def test_write_card_refuses_a_card_too_large_even_trimmed(tmp_path, tiny_bundle)
     card = json.loads((bundle / "model.json").read_text())
     card["labels"] = [f"{index}-{'x' * 400_000}" for index in range(3)]
 
-    with pytest.raises(training.card.CardTooLarge, match=r"even trimmed \(sample\).*at most 1048576"):
-        training.card.write_card(bundle / "model.json", card)
+    with pytest.raises(card_writer.CardTooLarge, match=r"even trimmed \(sample\).*at most 1048576"):
+        card_writer.write_card(bundle / "model.json", card)
     assert json.loads((bundle / "model.json").read_text())["labels"] != card["labels"]  # nothing written
 
 
