@@ -14,6 +14,7 @@ from contract import (
     CARD_FILE,
     INT8_FILE,
     MODEL_FILE,
+    OUTPUT_BY_TASK,
     BundleError,
     check_card,
     check_self_contained,
@@ -21,7 +22,7 @@ from contract import (
     read_card,
 )
 
-__all__ = ["BundleError", "Model", "load", "resolve_model_dir"]
+__all__ = ["OUTPUT_BY_TASK", "BundleError", "Model", "load", "resolve_model_dir"]  # what the rest of the function uses
 # onnxruntime on Lambda (arm64) and in the training job (x86, another build) sum in other orders: their float32
 # outputs differ by a few units in the last place, which a deep network grows to ~1e-5. Absolute up to 1 and
 # relative beyond, like the export's parity gate: 1e-5 absolute is less than one float32 step above 128, so
