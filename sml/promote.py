@@ -1,4 +1,4 @@
-"""`sml promote`: fetch a model bundle, verify it, and put it into the function's model/ folder, its card last."""
+"""`sml promote`: fetch a bundle, have the function's own loader check it, and put it into model/, its card last."""
 
 import base64
 import hashlib
@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import FlexibleChecksumError
 
-from sml.bundle import BUNDLE_FILES, CARD_FILE, INT8_FILE, MODEL_FILE, Bundle, BundleError, verify_bundle
+from sml.bundle import BUNDLE_FILES, CARD_FILE, INT8_FILE, MODEL_FILE, Bundle, BundleError, check_with_function
 from sml.errors import UserError
 from training.cloud.contract import split_s3_uri
 from training.export.publish import publish
@@ -28,8 +28,8 @@ class Promotion:
 
 
 def promote(source: str, function_dir: Path, session: boto3.Session | None = None) -> Promotion:
-    """Fetch `source` (a folder or an s3:// prefix, read with `session`) beside `function_dir/model`, verify the
-    copy, then swap it in; refusals change nothing.
+    """Fetch `source` (a folder or an s3:// prefix, read with `session`) beside `function_dir/model`, have the
+    function's own loader check the copy, then swap it in. Any failure changes nothing and leaves no staging.
 
     Raises:
         UserError: the source is missing or the bundle fails a check (BundleError names which).
@@ -44,7 +44,9 @@ def promote(source: str, function_dir: Path, session: boto3.Session | None = Non
     staging.chmod(0o755)  # mkdtemp makes it 0700; Lambda's runtime user must be able to read the model
     try:
         fetch_bundle(source, staging, session)
-        bundle = verify_bundle(staging)  # the copies that will be served, not the source
+        if not (staging / MODEL_FILE).is_file() or not (staging / CARD_FILE).is_file():
+            raise BundleError(f"{source} is not a bundle: it needs {MODEL_FILE} and {CARD_FILE}")
+        bundle = check_with_function(function_dir, staging)  # the copies that will be served, not the source
         previous = read_previous_card(model_dir)
         publish(staging, model_dir, (MODEL_FILE, INT8_FILE), CARD_FILE)
     finally:
@@ -61,6 +63,8 @@ def fetch_bundle(source: str, destination: Path, session: boto3.Session | None =
     if not folder.is_dir():
         raise UserError(f"bundle folder {source} not found")
     for name in BUNDLE_FILES:
+        if (folder / name).is_symlink():  # copying would follow it out of the bundle
+            raise BundleError(f"{folder / name} is a symbolic link; a bundle holds regular files")
         if (folder / name).is_file():
             shutil.copyfile(folder / name, destination / name)
 
@@ -104,7 +108,7 @@ def download_verified(s3: Any, bucket: str, key: str, path: Path) -> None:
 def read_previous_card(model_dir: Path) -> dict[str, Any] | None:
     try:
         card = json.loads((model_dir / CARD_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return card if isinstance(card, dict) else None
 

@@ -16,7 +16,7 @@ def configure_promote(parser: argparse.ArgumentParser) -> None:
 
 def run_promote(args: argparse.Namespace) -> int:
     """Fetch and verify a bundle (S3 checksums, card, sha256, sample outputs), then swap it into model/."""
-    from sml.promote import describe, promote  # onnxruntime takes most of a second to import; only promote needs it
+    from sml.promote import describe, promote  # the other commands need none of what it imports
 
     with aws_errors():
         session = aws_session(args, region_required=False) if args.source.startswith("s3://") else None

@@ -25,9 +25,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 
 
-# The bundle name rule of the card contract. Its twin is the rule `sml promote` applies (sml/bundle.py's
-# check_card), which training may not import: tests/unit/test_training_hostile.py promotes bundles named
-# with each of a list of names and holds the two equal.
+# The bundle name rule of the card contract. Its twin is the function loader's (functions/predict/contract.py's
+# NAME, which `sml promote` runs), which training may not import: tests/unit/test_training_hostile.py promotes
+# bundles named with each of a list of names and holds the two equal.
 NAME_PATTERN = re.compile(r"[\w.+:-]{1,128}")
 NAME_RULE = "1-128 letters, digits or . _ + : -"
 

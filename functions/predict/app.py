@@ -14,7 +14,7 @@ Every refusal is `{"error": {"code", "message"}}` with one of these statuses:
     422     invalid_instances        no `instances`, not a non-empty list of rows of the card's shape,
                                      or values that are not numbers
     422     non_finite               NaN, Infinity or a number beyond float32 (1e999)
-    503     model_unavailable        the bundle is missing, corrupt or fails its sha256 (GET /health says why)
+    503     model_unavailable        the bundle is missing or breaks its contract (contract.py; GET /health says why)
 
 The cold path imports only what POST /predict needs: POST /predict goes straight to predict.py, and
 the other routes to powertools' resolver (api.py), built on the first of them. Tracer() imports the

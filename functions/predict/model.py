@@ -1,22 +1,35 @@
-"""Load the model bundle once per container, verify it against its card, and run it."""
+"""Load the model bundle once per container, verify it against its card, and run it.
+
+The checks here and in contract.py decide what can be served: `sml promote` runs `load` on the staged
+bundle in a process of its own (sml/bundle.py), so a bundle that promote accepts is one this function serves.
+"""
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any, NamedTuple, TypeAlias
 
 import numpy as np
 import onnxruntime as ort
+from contract import (
+    CARD_FILE,
+    INT8_FILE,
+    MODEL_FILE,
+    OUTPUT_BY_TASK,
+    BundleError,
+    check_card,
+    check_self_contained,
+    check_servable,
+    read_card,
+)
 
-BUNDLE_FORMAT = "serverless-ml.bundle/1"
-OUTPUT_BY_TASK = {"classification": "probabilities", "regression": "predictions"}
-SAMPLE_TOLERANCE = 1e-4  # the card's sample outputs are rounded floats written by the exporter
+__all__ = ["OUTPUT_BY_TASK", "BundleError", "Model", "load", "resolve_model_dir"]  # what the rest of the function uses
+# onnxruntime on Lambda (arm64) and in the training job (x86, another build) sum in other orders: their float32
+# outputs differ by a few units in the last place, which a deep network grows to ~1e-5. Absolute up to 1 and
+# relative beyond, like the export's parity gate: 1e-5 absolute is less than one float32 step above 128, so
+# a regression model predicting 300 would fail on another machine; a changed weight misses by far more.
+SAMPLE_TOLERANCE = 1e-4
 # numpy.typing.NDArray[np.float32], spelled without importing numpy.typing: that costs ~1 ms of cold start
 Float32Array: TypeAlias = np.ndarray[tuple[int, ...], np.dtype[np.float32]]
-
-
-class BundleError(Exception):
-    """The bundle is missing, unreadable or does not match its card; the function answers 503."""
 
 
 class Model(NamedTuple):  # not a dataclass, whose class takes ~1.5 ms more of every cold start to build
@@ -45,81 +58,45 @@ def resolve_model_dir(value: str) -> Path:
 
 
 def load(model_dir: Path, intra_op_threads: int = 1, inter_op_threads: int = 1) -> Model:
-    """Read the card, check model.onnx's sha256 against it, then build and self-test the session.
+    """Read and check the card, check model.onnx's sha256 against it, then build and self-test the session.
 
     Raises:
-        BundleError: with a message that says what is wrong and how to fix it.
+        BundleError: with a message that says what is wrong and how to fix it; never anything else.
     """
-    card = read_card(model_dir / "model.json")
+    card = read_card(model_dir / CARD_FILE)
     row_shape = check_card(card)
-    onnx_path = model_dir / "model.onnx"
-    try:
-        model_bytes = onnx_path.read_bytes()
-    except OSError as error:
-        raise BundleError(f"cannot read {onnx_path}: {error.strerror}; run `sml promote` to place a bundle") from error
+    check_servable(card)
+    model_bytes = read_model(model_dir / MODEL_FILE)
     digest = hashlib.sha256(model_bytes).hexdigest()
     if digest != card["sha256"]:
         raise BundleError(
             f"model.onnx sha256 {digest[:12]}... does not match the card's {card['sha256'][:12]}...: "
             "the file changed after export; promote the bundle again"
         )
+    check_self_contained(model_bytes)  # before onnxruntime, which would read the external files
     session = build_session(model_bytes, intra_op_threads, inter_op_threads)
     model = Model(
         card=card,
         session=session,
         row_shape=row_shape,
-        input_name=card["input"]["name"],
+        input_name="features",
         output_name=card["outputs"][0],
-        name=str(card["name"]),
-        version=str(card["version"]),
-        task=str(card["task"]),
-        labels=list(card.get("labels") or []),
+        name=card["name"],
+        version=card["version"],
+        task=card["task"],
+        labels=list(card["labels"]) if card["task"] == "classification" else [],
     )
     check_session(model)
     return model
 
 
-def read_card(path: Path) -> dict[str, Any]:
+def read_model(path: Path) -> bytes:
+    if path.is_symlink():
+        raise BundleError(f"{path} is a symbolic link; a bundle holds regular files")
     try:
-        card = json.loads(path.read_bytes())
-    except FileNotFoundError as error:
-        raise BundleError(f"{path} not found; run `sml promote` to place a bundle there") from error
-    except (OSError, ValueError) as error:
-        raise BundleError(f"{path} is not a readable JSON model card: {error}") from error
-    if not isinstance(card, dict):
-        raise BundleError(f"{path} must hold a JSON object")
-    return card
-
-
-def check_card(card: dict[str, Any]) -> tuple[int, ...]:
-    """Check the keys serving relies on and return one instance's shape."""
-    missing = [key for key in ("format", "name", "version", "task", "input", "outputs", "sha256") if key not in card]
-    if missing:
-        raise BundleError(f"model.json lacks {', '.join(missing)}")
-    if card["format"] != BUNDLE_FORMAT:
-        raise BundleError(f"model.json format is {card['format']!r}; this function reads {BUNDLE_FORMAT!r}")
-    if card["task"] not in OUTPUT_BY_TASK:
-        raise BundleError(f"model.json task is {card['task']!r}; expected one of {sorted(OUTPUT_BY_TASK)}")
-    expected_output = OUTPUT_BY_TASK[card["task"]]
-    if card["outputs"] != [expected_output]:
-        raise BundleError(f"a {card['task']} card lists outputs [{expected_output!r}], not {card['outputs']!r}")
-    labels = card.get("labels")
-    if card["task"] == "classification" and not (
-        isinstance(labels, list) and labels and all(isinstance(label, str) for label in labels)
-    ):
-        raise BundleError("a classification card needs labels: a non-empty list of strings")
-    spec = card["input"]
-    shape = spec.get("shape") if isinstance(spec, dict) else None
-    if not (
-        isinstance(shape, list)
-        and len(shape) >= 2
-        and shape[0] is None
-        and all(isinstance(dim, int) and not isinstance(dim, bool) and dim > 0 for dim in shape[1:])
-    ):
-        raise BundleError(f"model.json input.shape must be [null, n, ...] with positive sizes, got {shape!r}")
-    if spec.get("name") != "features" or spec.get("dtype") != "float32":
-        raise BundleError("model.json input must be named 'features' with dtype float32")
-    return tuple(shape[1:])
+        return path.read_bytes()
+    except OSError as error:
+        raise BundleError(f"cannot read {path}: {error.strerror}; run `sml promote` to place a bundle") from None
 
 
 def build_session(model_bytes: bytes, intra_op_threads: int, inter_op_threads: int) -> ort.InferenceSession:
@@ -132,32 +109,62 @@ def build_session(model_bytes: bytes, intra_op_threads: int, inter_op_threads: i
         return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
     # onnxruntime raises its own Exception subclasses (InvalidProtobuf, Fail, InvalidGraph...) for a bad file.
     except Exception as error:
-        raise BundleError(f"onnxruntime cannot load model.onnx: {error}") from error
+        raise BundleError(f"onnxruntime cannot load model.onnx: {error}") from None
 
 
 def check_session(model: Model) -> None:
-    """The graph must take the card's input and reproduce the card's sample outputs."""
+    """The graph must take the card's input, with a dynamic batch axis and fixed feature axes, and reproduce
+    the card's sample outputs in the shape serving answers with."""
     inputs = model.session.get_inputs()
     if [i.name for i in inputs] != [model.input_name] or inputs[0].type != "tensor(float)":
         raise BundleError(f"model.onnx inputs {[(i.name, i.type) for i in inputs]} differ from the card's")
-    graph_row = inputs[0].shape[1:]
-    if len(graph_row) != len(model.row_shape) or any(
-        isinstance(dim, int) and dim != want for dim, want in zip(graph_row, model.row_shape, strict=True)
-    ):
-        raise BundleError(f"model.onnx input shape {inputs[0].shape} differs from the card's {model.card['input']}")
-    if model.output_name not in [output.name for output in model.session.get_outputs()]:
-        raise BundleError(f"model.onnx has no output {model.output_name!r}")
-    sample = model.card.get("sample") or {}
-    has_sample = bool(sample.get("instances"))
-    # Scoring a batch here also warms the session up, so the first request pays no one-off allocation.
-    instances = sample["instances"] if has_sample else np.zeros((1, *model.row_shape), dtype=np.float32)
+    graph_shape = list(inputs[0].shape)
+    if graph_shape[1:] != list(model.row_shape) or isinstance(graph_shape[0], int):
+        raise BundleError(
+            f"model.onnx input shape {graph_shape} is not [batch, {', '.join(map(str, model.row_shape))}] "
+            f"(a dynamic batch axis, fixed feature axes) as the card's {model.card['input']['shape']} says"
+        )
+    outputs = {output.name: output.type for output in model.session.get_outputs()}
+    if outputs.get(model.output_name) != "tensor(float)":
+        raise BundleError(f"model.onnx has no float output {model.output_name!r}: its outputs are {outputs}")
+    sample = model.card["sample"]
     try:
-        got = model.predict(np.asarray(instances, dtype=np.float32))
-        want = np.asarray(sample["outputs"], dtype=np.float32) if has_sample else got
-    # A sample that does not fit the graph is as much a broken bundle as a wrong answer.
-    except Exception as error:
-        raise BundleError(f"model.onnx cannot score the card's sample: {error}") from error
-    if has_sample and (got.shape != want.shape or not np.allclose(got, want, rtol=0.0, atol=SAMPLE_TOLERANCE)):
-        raise BundleError("model.onnx does not reproduce the card's sample outputs; the bundle is inconsistent")
-    if model.task == "classification" and got.shape[-1] != len(model.labels):
-        raise BundleError(f"model.onnx scores {got.shape[-1]} classes but the card has {len(model.labels)} labels")
+        instances = np.asarray(sample["instances"], dtype=np.float32)
+        want = np.asarray(sample["outputs"], dtype=np.float64)
+    except (ValueError, TypeError):
+        raise BundleError("model.json: sample.instances and sample.outputs must be arrays of numbers") from None
+    if instances.shape[1:] != model.row_shape:
+        raise BundleError(f"model.json: sample.instances are rows of shape {list(instances.shape[1:])}, "
+                          f"not the input's {list(model.row_shape)}")  # fmt: skip
+    # Scoring the sample here also warms the session up, so the first request pays no one-off allocation.
+    try:
+        got = model.predict(instances).astype(np.float64)
+    except Exception as error:  # onnxruntime's own types: a graph that cannot score its input is broken
+        raise BundleError(f"model.onnx cannot score the card's sample: {error}") from None
+    serving_shape = (len(instances), len(model.labels)) if model.task == "classification" else (len(instances),)
+    if got.shape != serving_shape:
+        what = f"{len(model.labels)} labels" if model.task == "classification" else "one value per row"
+        raise BundleError(f"model.onnx answers shape {list(got.shape)} for the sample; the card's {what} need "
+                          f"{list(serving_shape)}")  # fmt: skip
+    if want.shape != got.shape:
+        raise BundleError(
+            f"model.json: sample.outputs has shape {list(want.shape)}, the model answers {list(got.shape)}"
+        )
+    difference = float(np.max(np.abs(got - want) / np.maximum(1.0, np.abs(want))))
+    if not difference <= SAMPLE_TOLERANCE:  # also refuses NaN
+        raise BundleError(
+            f"model.onnx outputs differ from the card's sample outputs by {difference:.3g} "
+            f"(tolerance {SAMPLE_TOLERANCE:g}, relative above 1): the model is not the one the card describes"
+        )
+
+
+def check_int8(model_dir: Path, card: dict[str, Any]) -> None:
+    """A model.int8.onnx beside the model must be the one the card records (the function ships it, unused)."""
+    path = model_dir / INT8_FILE
+    if not (path.exists() or path.is_symlink()):
+        return
+    int8 = card.get("int8")
+    if not isinstance(int8, dict) or not isinstance(int8.get("sha256"), str):
+        raise BundleError(f"{path} is present but the card records no int8.sha256 for it")
+    if hashlib.sha256(read_model(path)).hexdigest() != int8["sha256"]:
+        raise BundleError(f"{path.name} does not match the card's int8.sha256: the file changed after export")

@@ -21,7 +21,7 @@ ERROR_DESCRIPTIONS = {
     413: "More instances than MAX_BATCH, or than fit in Lambda's 6 MB answer (the message says how many)",
     415: "The Content-Type is not application/json",
     422: "The instances do not fit the model's input, or hold values that are not finite numbers",
-    503: "The model bundle is missing, corrupt or fails its sha256 check",
+    503: "The model bundle is missing, corrupt or breaks the bundle contract",
 }
 
 

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
+from contract import LAMBDA_RESPONSE_BYTES
 from model import Float32Array, Model
 
 
@@ -47,8 +48,7 @@ def serialize(document: Any) -> str:
     return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
-# Lambda's limit on a synchronous invocation's reply; sml/local/worker.py's MAX_PAYLOAD_BYTES is its twin.
-RESPONSE_LIMIT_BYTES = 6 * 1024 * 1024
+RESPONSE_LIMIT_BYTES = LAMBDA_RESPONSE_BYTES  # Lambda's limit on a reply, owned by contract.py (GET /model's card too)
 # The longest text orjson writes for a float32 (shortest round-trip form, sign and exponent): "-1.1754944e-38".
 FLOAT32_TEXT_BYTES = 14
 # What the proxy response adds around the body: statusCode, headers, isBase64Encoded, cookies (app.lambda_handler).

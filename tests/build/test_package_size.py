@@ -119,6 +119,7 @@ def test_package_fits_lambda_and_holds_only_serving_code(function_dir, lambda_la
     assert sorted(p.name for p in function_dir.iterdir()) == [
         "api.py",
         "app.py",
+        "contract.py",
         "model",
         "model.py",
         "openapi_doc.py",

@@ -1,6 +1,7 @@
-"""The function verifies its bundle at init: a broken one makes every route a 503, never a crash loop."""
+"""The function verifies its bundle at init: a broken one makes every route a 503, never a crash loop.
 
-import hashlib
+The corpus of broken bundles, each card field and model file wrong in turn, is tests/unit/test_bundle_corpus.py."""
+
 import json
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -70,53 +71,6 @@ def test_predict_relative_model_dir_is_under_the_function(load_predict_app, load
     message = get(app, load_event, lambda_context, "health.json")[1]["error"]["message"]
 
     assert "functions/predict/no-such-bundle/model.json not found" in message
-
-
-def test_predict_unreadable_model_with_matching_hash_is_503(load_predict_app, bundle_copy, load_event, lambda_context):
-    onnx_path, card_path = bundle_copy / "model.onnx", bundle_copy / "model.json"
-    onnx_path.write_bytes(onnx_path.read_bytes()[:100])
-    card = json.loads(card_path.read_text())
-    card["sha256"] = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
-    card_path.write_text(json.dumps(card))
-
-    app = load_predict_app(bundle_copy)
-
-    status, body = get(app, load_event, lambda_context, "health.json")
-    assert status == 503
-    assert "onnxruntime cannot load model.onnx" in body["error"]["message"]
-
-
-@pytest.mark.parametrize(
-    ("change", "reason"),
-    [
-        (lambda card: card.pop("sha256"), "lacks sha256"),
-        (lambda card: card.update(format="serverless-ml.bundle/0"), "format"),
-        (lambda card: card["input"].update(shape=[None, 63]), "input shape"),
-        (lambda card: card.update(labels=["a", "b"]), "10 classes but the card has 2 labels"),
-        (lambda card: card["sample"]["outputs"][0].reverse(), "sample outputs"),
-    ],
-    ids=["no sha256", "unknown format", "wrong input shape", "wrong labels", "wrong sample"],
-)
-def test_predict_card_that_disagrees_with_model_is_503(
-    load_predict_app, bundle_copy, load_event, lambda_context, change, reason
-):
-    card = json.loads((bundle_copy / "model.json").read_text())
-    change(card)
-    (bundle_copy / "model.json").write_text(json.dumps(card))
-
-    app = load_predict_app(bundle_copy)
-
-    status, body = get(app, load_event, lambda_context, "health.json")
-    assert status == 503
-    assert reason in body["error"]["message"]
-
-
-def test_predict_corrupt_card_is_503(load_predict_app, bundle_copy, load_event, lambda_context):
-    (bundle_copy / "model.json").write_text('{"format": ')
-
-    app = load_predict_app(bundle_copy)
-
-    assert get(app, load_event, lambda_context, "model.json")[0] == 503
 
 
 def test_predict_threads_sharing_the_session_match_serial(load_predict_app, digits_bundle):

@@ -102,53 +102,25 @@ def test_promote_removes_an_int8_model_the_new_card_does_not_record(function_dir
     assert snapshot(function_dir / "model") == snapshot(tiny_bundle)
 
 
-def tamper_weight_same_size(bundle: Path) -> None:
-    """Flip the lowest bit of one stored weight: same size, still valid ONNX, slightly different numbers."""
-    import onnx
-    from onnx import numpy_helper
-
-    model = onnx.load(bundle / "model.onnx")
-    weight = next(init for init in model.graph.initializer if init.name == "weight")
-    data = bytearray((bundle / "model.onnx").read_bytes())
-    at = data.index(numpy_helper.to_array(weight).tobytes())
-    data[at] ^= 0x01
-    (bundle / "model.onnx").write_bytes(bytes(data))
+def link_source_file(bundle: Path) -> None:
+    """model.onnx replaced by a link to an identical file outside the bundle: promote's copy would follow it."""
+    target = bundle.parent / "elsewhere.onnx"
+    shutil.move(bundle / "model.onnx", target)
+    (bundle / "model.onnx").symlink_to(target)
 
 
-def tamper_weight_and_fix_hash(bundle: Path) -> None:
-    """A changed weight whose card hash was updated too: only the sample outputs can tell."""
-    import onnx
-    from onnx import numpy_helper
-
-    model = onnx.load(bundle / "model.onnx")
-    bias = next(init for init in model.graph.initializer if init.name == "bias")
-    bias.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(bias) + 0.5, "bias"))
-    onnx.save(model, bundle / "model.onnx")
-    edit_card(bundle, lambda card: card.update(sha256=sha256(bundle / "model.onnx")))
+def changed_int8(bundle: Path) -> None:
+    shutil.copy(bundle / "model.onnx", bundle / "model.int8.onnx")
+    edit_card(bundle, lambda card: card.update(int8={"sha256": "0" * 64}))
 
 
-def replace_model_with_garbage(bundle: Path) -> None:
-    """Not ONNX at all, with a card whose hash matches: onnxruntime itself must refuse it."""
-    (bundle / "model.onnx").write_bytes(b"not onnx")
-    edit_card(bundle, lambda card: card.update(sha256=sha256(bundle / "model.onnx")))
-
-
+# What promote itself owns: reading the source and the int8 file. Broken cards and models, which the
+# function's loader refuses for promote, are tests/unit/test_bundle_corpus.py's corpus.
 REFUSALS = {
-    "tampered weight": (tamper_weight_same_size, "does not match the card"),
-    "wrong hash in card": (lambda b: edit_card(b, lambda c: c.update(sha256="0" * 64)), "does not match the card"),
-    "missing card key": (lambda b: edit_card(b, lambda c: c.pop("metrics")), "required key 'metrics' is missing"),
-    "wrong format": (lambda b: edit_card(b, lambda c: c.update(format="other/2")), "format 'other/2'"),
-    "wrong type": (lambda b: edit_card(b, lambda c: c.update(outputs="predictions")), "'outputs' must be a list"),
-    "bad task": (lambda b: edit_card(b, lambda c: c.update(task="ranking")), "task must be one of"),
-    "sample mismatch": (tamper_weight_and_fix_hash, "differ from the card's sample outputs"),
-    "sample off by 1e-4": (
-        lambda b: edit_card(b, lambda c: c["sample"].update(outputs=[v + 1e-4 for v in c["sample"]["outputs"]])),
-        "differ from the card's sample outputs",
-    ),
     "int8 without hash": (lambda b: shutil.copy(b / "model.onnx", b / "model.int8.onnx"), "no int8.sha256"),
+    "int8 changed": (changed_int8, "does not match the card's int8.sha256"),
     "no card": (lambda b: (b / "model.json").unlink(), "is not a bundle"),
-    "card not json": (lambda b: (b / "model.json").write_text("{"), "is not valid JSON"),
-    "model not onnx": (replace_model_with_garbage, "cannot run the card's sample"),
+    "source model.onnx a link": (link_source_file, "is a symbolic link"),
 }
 
 
@@ -168,7 +140,10 @@ def test_promote_refuses_a_bad_bundle_and_leaves_the_old_model(promoted, candida
 
 
 def test_promote_accepts_sample_outputs_within_tolerance(function_dir, candidate):
-    edit_card(candidate, lambda card: card["sample"].update(outputs=[v + 5e-6 for v in card["sample"]["outputs"]]))
+    # 1e-4, relative above 1: what onnxruntime builds on two machines may differ by (functions/predict/model.py)
+    edit_card(
+        candidate, lambda card: card["sample"].update(outputs=[v * (1 + 5e-5) for v in card["sample"]["outputs"]])
+    )
 
     assert main(["promote", str(candidate), "--function-dir", str(function_dir)]) == 0
 

@@ -3,7 +3,9 @@
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import onnxruntime as ort
@@ -11,6 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
+from tests.conftest import read_event
 from training.__main__ import check_compiler, main
 from training.cloud.contract import EXIT_USER_ERROR
 from training.config import ConfigError, TrainConfig
@@ -36,7 +39,9 @@ def predict_with_bundle(bundle: Path, rows: np.ndarray) -> np.ndarray:
     return np.asarray(outputs)
 
 
-def test_train_dry_run_writes_a_complete_bundle(tmp_path: Path) -> None:
+def test_train_dry_run_writes_a_complete_bundle(
+    tmp_path: Path, load_predict_app: Callable[..., ModuleType], lambda_context: object
+) -> None:
     out = tmp_path / "bundle"
 
     result = run_training("--data", str(DIGITS), "--target", "label", "--out", str(out), "--dry-run")
@@ -47,6 +52,12 @@ def test_train_dry_run_writes_a_complete_bundle(tmp_path: Path) -> None:
     assert card["format"] == "serverless-ml.bundle/1"
     assert card["input"]["shape"] == [None, 64]
     assert json.loads(result.stdout)["version"] == card["version"]
+    # The round trip: the function's own loader accepts what the job wrote, and scores the card's sample.
+    event = read_event("predict.json")
+    event["body"] = json.dumps({"instances": card["sample"]["instances"]})
+    response = load_predict_app(out).lambda_handler(event, lambda_context)
+    assert response["statusCode"] == 200, response["body"]
+    assert len(json.loads(response["body"])["predictions"]) == len(card["sample"]["instances"])
 
 
 @pytest.mark.slow

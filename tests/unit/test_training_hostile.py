@@ -21,8 +21,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sml.bundle import verify_bundle
+from sml.bundle import check_with_function
 from sml.cli import main as sml_main
+from tests.conftest import FUNCTION_DIR
 from tests.projects import copy_function
 from training.__main__ import main
 from training.cloud.contract import EXIT_USER_ERROR, FAILURE_PREFIXES
@@ -305,7 +306,7 @@ def test_a_data_file_named_with_spaces_and_brackets_trains_a_bundle_sml_promote_
     code = main(["--data", csv(tmp_path / "my data (1).csv"), "--target", "label", "--out", str(out), "--dry-run"])
 
     assert code == 0
-    assert verify_bundle(out).card["name"] == "my-data-1-mlp"
+    assert check_with_function(FUNCTION_DIR, out).card["name"] == "my-data-1-mlp"
 
 
 def run_training(*args: str) -> subprocess.CompletedProcess[str]:
@@ -361,7 +362,7 @@ def test_signal_during_export_exits_with_its_code_one_line_and_no_staging_folder
     if signum == signal.SIGTERM:  # what the line promises: the checkpoint of the last epoch is exported
         resumed = main([*command[3:], "--out", str(out), "--epochs", "1", "--progress", "none", "--resume"])
         assert resumed == 0
-        assert verify_bundle(out).card["training"]["epochs_run"] == 1
+        assert check_with_function(FUNCTION_DIR, out).card["training"]["epochs_run"] == 1
 
 
 def test_a_signal_during_the_publish_swap_waits_for_it_then_stops_the_job() -> None:

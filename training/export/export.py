@@ -1,6 +1,5 @@
 """Export a trained model as a verified bundle: ONNX, onnxruntime parity gate, optional int8, model card."""
 
-import json
 import logging
 import shutil
 import uuid
@@ -13,11 +12,12 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
+from onnx.external_data_helper import _get_all_tensors, uses_external_data
 from torch import nn
 
 from training.config import TrainConfig
 from training.data.splits import Splits
-from training.export.card import SAMPLE_ROWS, build_card
+from training.export.card import SAMPLE_ROWS, CardTooLarge, build_card, write_card
 from training.export.onnx_int8 import quantize_int8
 from training.export.onnx_run import PARITY_BATCHES, measure_latency, open_session, run_session, test_metrics
 from training.export.publish import publish
@@ -81,7 +81,10 @@ def export_bundle(
             card["int8"] = quantize_int8(onnx_path, staging / INT8_FILE, splits, expected, card["metrics"]["test"])
         for name, path in (attachments or {}).items():
             shutil.copyfile(path, staging / name)
-        (staging / CARD_FILE).write_text(json.dumps(card, indent=2, allow_nan=False) + "\n")
+        try:
+            write_card(staging / CARD_FILE, card)
+        except CardTooLarge as error:
+            raise ExportError(str(error)) from None
         with signals_held():  # out_dir is never left half-swapped
             publish(staging, out_dir, (ONNX_FILE, INT8_FILE), CARD_FILE)
     finally:
@@ -119,17 +122,19 @@ def export_onnx(serving: nn.Module, n_features: int, output_name: str, opset: in
 
 
 def inline_external_data(path: Path) -> None:
-    """Fold any weights the exporter wrote beside the model back into it: a bundle is one file per model."""
+    """Fold any weights the exporter wrote beside the model back into it: a bundle is one file per model, and
+    the function refuses a model.onnx that refers to external data (functions/predict/contract.py)."""
     strays = [file for file in path.parent.iterdir() if file != path]
-    if not strays:
-        return
-    model = onnx.load(path, load_external_data=True)
-    try:
-        onnx.save(model, path, save_as_external_data=False)
-    except ValueError as error:
-        raise ExportError(f"the model does not fit in one ONNX file (2 GB protobuf limit): {error}") from None
-    for file in strays:
-        file.unlink()
+    if strays:
+        model = onnx.load(path, load_external_data=True)
+        try:
+            onnx.save(model, path, save_as_external_data=False)
+        except ValueError as error:
+            raise ExportError(f"the model does not fit in one ONNX file (2 GB protobuf limit): {error}") from None
+        for file in strays:
+            file.unlink()
+    if any(uses_external_data(tensor) for tensor in _get_all_tensors(onnx.load(path, load_external_data=False))):
+        raise ExportError(f"{path.name} still refers to external data; a bundle's model must be one file")
 
 
 @torch.no_grad()
