@@ -4,7 +4,10 @@ import ast
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -12,6 +15,7 @@ import pytest
 import torch
 
 from benchmarks.classifier import LABELS, N_FEATURES, Classifier
+from benchmarks.serving_build import Spec, make_bundle
 from tests.fixtures.make_tiny_bundle import make_tiny_bundle
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,3 +83,21 @@ def test_missing_arguments_are_refused_with_the_usage_line(arguments: list[str])
         result.stderr.startswith("usage: cold_start.py ours|bare|bare+powertools|naive")
         and "Traceback" not in result.stderr
     )
+
+
+def test_benchmark_bundle_passes_the_function_and_matches_its_state_dict(
+    tmp_path: Path,
+    load_predict_app: Callable[..., ModuleType],
+    load_event: Callable[[str], dict[str, Any]],
+    lambda_context: Any,
+) -> None:
+    """serving_build's bundle (training's exporter) is one the function serves, with the naive contender's weights."""
+    make_bundle(Spec("bench-test", (8, 8)), tmp_path / "model", tmp_path / "model.pt")
+    app = load_predict_app(tmp_path / "model")
+    response = app.lambda_handler(load_event("predict.json"), lambda_context)
+    assert response["statusCode"] == 200, response["body"]
+    model = Classifier(torch.zeros(N_FEATURES), torch.ones(N_FEATURES), (8, 8))
+    model.load_state_dict(torch.load(tmp_path / "model.pt"))
+    with torch.no_grad():
+        expected = model.eval()(torch.from_numpy(INSTANCES)).numpy()
+    np.testing.assert_allclose(np.asarray(json.loads(response["body"])["probabilities"]), expected, atol=1e-5)
