@@ -2,7 +2,7 @@
 
 This module and model.py are the one authority on what can be served: `sml promote` runs this loader
 on the staged bundle (sml/bundle.py), so whatever promote accepts, the function serves. The rules, in
-words, are in the README's "The model bundle" section; training/export/card.py writes cards that keep them.
+words, are in docs/bundle-contract.md; training/export/card.py writes cards that keep them.
 """
 
 import json

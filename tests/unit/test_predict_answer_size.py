@@ -71,4 +71,4 @@ def test_predict_small_model_keeps_max_batch_as_its_only_limit(digits_bundle, la
 
 def test_predict_response_limit_is_sml_workers_twin(app):
     # functions/ may not import sml: predict.py keeps its own copy of the limit, held equal here.
-    assert app.predict.RESPONSE_LIMIT_BYTES == RESPONSE_LIMIT_BYTES
+    assert app.predict.LAMBDA_RESPONSE_BYTES == RESPONSE_LIMIT_BYTES
