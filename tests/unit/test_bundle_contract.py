@@ -19,6 +19,7 @@ from sml.local.worker import MAX_PAYLOAD_BYTES
 from tests.conftest import FUNCTION_DIR
 from tests.projects import copy_function
 from training.export import card as card_writer
+from training.export import export as exporter
 from training.export.export import ExportError, inline_external_data
 
 
@@ -44,6 +45,12 @@ def test_twins_across_the_import_border_are_equal(monkeypatch):
     )
     assert contract.LAMBDA_RESPONSE_BYTES == MAX_PAYLOAD_BYTES
     assert card_writer.FORMAT == contract.BUNDLE_FORMAT
+    assert card_writer.OUTPUT_BY_TASK == contract.OUTPUT_BY_TASK
+    assert (exporter.ONNX_FILE, exporter.CARD_FILE, exporter.INT8_FILE) == (
+        contract.MODEL_FILE,
+        contract.CARD_FILE,
+        contract.INT8_FILE,
+    )
     # A card the job writes is one GET /model can return: escaping it as a JSON string at most triples it.
     assert 3 * (card_writer.MAX_CARD_BYTES + contract.RESPONSE_ENVELOPE_BYTES) <= contract.LAMBDA_RESPONSE_BYTES
 

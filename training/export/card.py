@@ -1,6 +1,6 @@
 """The model card (model.json): what a bundle holds, how it was made and how well it does.
 
-Its keys are a contract with serving, `sml promote` and users' scripts (the README's "The model bundle"):
+Its keys are a contract with serving, `sml promote` and users' scripts (docs/bundle-contract.md):
 add keys, never rename. The function's loader (functions/predict/contract.py) is the authority on what a
 card may hold; this module writes cards that keep its rules, and `write_card` keeps them small enough to serve.
 """
@@ -21,7 +21,9 @@ from training.config import TrainConfig
 if TYPE_CHECKING:  # annotations only: tests/fixtures builds cards without pandas' import cost
     from training.data.splits import Splits
 
+# Twins of functions/predict/contract.py's BUNDLE_FORMAT and OUTPUT_BY_TASK (tests/unit/test_bundle_contract.py).
 FORMAT = "serverless-ml.bundle/1"
+OUTPUT_BY_TASK = {"classification": "probabilities", "regression": "predictions"}
 SAMPLE_ROWS = 3
 # GET /model answers with the card. Lambda escapes that answer as a JSON string, which at most triples it, and
 # returns at most 6 MB (functions/predict/contract.py LAMBDA_RESPONSE_BYTES; a test holds the two in step).
@@ -40,7 +42,6 @@ def build_card(
     config: TrainConfig,
     training_summary: dict[str, Any],
     onnx_path: Path,
-    output_name: str,
     metrics: dict[str, Any],
     sample_outputs: np.ndarray,
     parity: dict[str, float],
@@ -100,7 +101,7 @@ def assemble_card(
         "version": f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{digest[:7]}",
         "task": task,
         "input": {"name": "features", "shape": [None, n_features], "dtype": "float32", **model_input},
-        "outputs": ["probabilities" if task == "classification" else "predictions"],
+        "outputs": [OUTPUT_BY_TASK[task]],
         "labels": labels,
         "metrics": {"test": metrics},
         "sample": {"instances": sample_instances.tolist(), "outputs": sample_outputs.tolist()},

@@ -17,12 +17,13 @@ from torch import nn
 
 from training.config import TrainConfig
 from training.data.splits import Splits
-from training.export.card import SAMPLE_ROWS, CardTooLarge, build_card, write_card
+from training.export.card import OUTPUT_BY_TASK, SAMPLE_ROWS, CardTooLarge, build_card, write_card
 from training.export.onnx_int8 import quantize_int8
 from training.export.onnx_run import PARITY_BATCHES, measure_latency, open_session, run_session, test_metrics
 from training.export.publish import publish
 from training.fit.interrupt import signals_held
 
+# Twins of functions/predict/contract.py's file names (tests/unit/test_bundle_contract.py).
 ONNX_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
 CARD_FILE = "model.json"
@@ -55,7 +56,7 @@ def export_bundle(
         ExportError: onnxruntime disagrees with PyTorch beyond `config.parity_tolerance`.
     """
     serving = serving.cpu().eval()  # the parity reference runs where Lambda will: on a CPU
-    output_name = "probabilities" if splits.task == "classification" else "predictions"
+    output_name = OUTPUT_BY_TASK[splits.task]
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = out_dir.parent / f".{out_dir.name}.staging-{uuid.uuid4().hex[:8]}"
     try:  # the folder is made inside: a signal (SIGINT, SIGTERM: training.fit.interrupt) anywhere still removes it
@@ -71,7 +72,6 @@ def export_bundle(
             config=config,
             training_summary=training_summary,
             onnx_path=onnx_path,
-            output_name=output_name,
             metrics=test_metrics(outputs, splits),
             sample_outputs=run_session(session, splits.test.x[:SAMPLE_ROWS], batch_size=SAMPLE_ROWS),
             parity=parity,
