@@ -28,8 +28,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
 # The bundle name rule of the card contract. Its twin is the function loader's (functions/predict/contract.py's
 # NAME, which `sml promote` runs), which training may not import: tests/unit/test_training_hostile.py promotes
 # bundles named with each of a list of names and holds the two equal.
-NAME_PATTERN = re.compile(r"[\w.+:-]{1,128}")
-NAME_RULE = "1-128 letters, digits or . _ + : -"
+NAME_CHARACTERS, NAME_MAX = r"\w.+:-", 128
+NAME_PATTERN = re.compile(rf"[{NAME_CHARACTERS}]{{1,{NAME_MAX}}}")
+NAME_RULE = f"1-{NAME_MAX} letters, digits or . _ + : -"
 
 
 class ConfigError(ValueError):
@@ -137,8 +138,8 @@ class TrainConfig:
         if self.name:
             return self.name
         suffix = f"-{self.model}"
-        stem = re.sub(r"[^\w.+:-]+", "-", Path(self.data.rstrip("/")).stem).strip("-.") or "data"
-        return stem[: 128 - len(suffix)] + suffix
+        stem = re.sub(rf"[^{NAME_CHARACTERS}]+", "-", Path(self.data.rstrip("/")).stem).strip("-.") or "data"
+        return stem[: NAME_MAX - len(suffix)] + suffix
 
     @property
     def checkpoint_location(self) -> str:
