@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.serving_build import SPECS
-from benchmarks.serving_sizes import distribution_closure, distribution_size, folder_size, zipped_size
+from benchmarks.serving_sizes import distribution_closure, distribution_size
+from scripts.package_size import folder_size, zipped_size
 
 
 def measured(values: list[float]) -> list[float]:

@@ -2,25 +2,9 @@
 
 import importlib.metadata
 import shutil
-import tempfile
-import zipfile
 from pathlib import Path
 
 from packaging.requirements import Requirement
-
-
-def folder_size(folder: Path) -> int:
-    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
-
-
-def zipped_size(folder: Path) -> int:
-    with tempfile.TemporaryDirectory() as scratch:
-        archive = Path(scratch) / "package.zip"
-        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as package:
-            for path in sorted(folder.rglob("*")):
-                if path.is_file():
-                    package.write(path, path.relative_to(folder))
-        return archive.stat().st_size
 
 
 def distribution_closure(name: str) -> set[str]:

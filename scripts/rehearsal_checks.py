@@ -1,12 +1,11 @@
 """What `make rehearse` demands of each architecture's build and answers (scripts/rehearse.py runs them)."""
 
 import copy
-import io
 import json
-import zipfile
 from pathlib import Path
 from typing import Any
 
+from scripts.package_size import folder_size, zipped_size
 from sml.bundle import SAMPLE_TOLERANCE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,19 +25,6 @@ def tiny_bundle(folder: Path) -> Path:
     from tests.fixtures.make_tiny_bundle import make_tiny_bundle  # onnx: only when no --bundle is given
 
     return make_tiny_bundle(folder, n_features=64)  # digits-shaped: events/predict.json fits it
-
-
-def folder_size(folder: Path) -> int:
-    return sum(file.stat().st_size for file in folder.rglob("*") if file.is_file() and not file.is_symlink())
-
-
-def zipped_size(folder: Path) -> int:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for file in sorted(folder.rglob("*")):
-            if file.is_file():
-                archive.write(file, file.relative_to(folder))
-    return buffer.tell()
 
 
 def sizes(arch: str, built: Path) -> str:

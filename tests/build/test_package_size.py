@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from scripts.package_size import folder_size
 from scripts.rehearsal_root import PYTHON_VERSION  # the runtime's version (test_runtime_version holds it)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,10 +39,6 @@ def make(target: str, folder: Path, artifacts: Path, **variables: str) -> Path:
         capture_output=True,
     )
     return artifacts
-
-
-def size_of(folder: Path) -> int:
-    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
 
 
 @pytest.fixture(scope="module")
@@ -104,9 +101,10 @@ def test_package_fits_lambda_and_holds_only_serving_code(function_dir, lambda_la
     arch, layer = lambda_layer
     machine = MACHINES[arch]
 
-    total = size_of(layer) + size_of(function_dir)
+    total = folder_size(layer) + folder_size(function_dir)
 
-    print(f"\n{arch}: layer {size_of(layer) / 1e6:.1f} MB + function {size_of(function_dir) / 1e6:.2f} MB unzipped")
+    layer_mb, function_mb = folder_size(layer) / 1e6, folder_size(function_dir) / 1e6
+    print(f"\n{arch}: layer {layer_mb:.1f} MB + function {function_mb:.2f} MB unzipped")
     assert total < LAMBDA_UNZIPPED_LIMIT
     assert list(layer.glob(f"onnxruntime/capi/onnxruntime_pybind11_state.{ABI}-{machine}-linux-gnu.so"))
     assert list(layer.glob(f"numpy/_core/_multiarray_umath.{ABI}-{machine}-linux-gnu.so"))

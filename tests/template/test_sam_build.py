@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from scripts.package_size import folder_size
 from tests.template.cfn import load_sam_template
 from tests.template.conftest import ROOT, TOOLS_VENV, run, tool
 
@@ -25,10 +26,6 @@ def copy_project(destination: Path, bundle: Path) -> None:
     model_dir.mkdir()
     for name in BUNDLE_FILES:
         shutil.copy2(bundle / name, model_dir / name)
-
-
-def folder_size(path: Path) -> int:
-    return sum(file.stat().st_size for file in path.rglob("*") if file.is_file() and not file.is_symlink())
 
 
 def elf_machine(path: Path) -> int:
