@@ -8,6 +8,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from email.message import Message
 from pathlib import Path
 
@@ -97,3 +99,14 @@ class LocalApi:
         code = self.process.wait(timeout=30)
         self.log_file.close()
         return code
+
+
+@contextmanager
+def serving(project: Path) -> Iterator[LocalApi]:
+    """`sml serve` in `project` while the block runs; then it stops on SIGTERM and must exit 0."""
+    server = LocalApi(project, project / "serve.log")
+    try:
+        yield server
+    finally:
+        code = server.stop()
+    assert code == 0, server.log.read_text()

@@ -25,7 +25,7 @@ from tests.aws.stack import (
     create_output_stack,
     fixture_aws_stack,  # noqa: F401  (a fixture)
 )
-from tests.projects import LocalApi, predict_project, run_sml
+from tests.projects import predict_project, run_sml, serving
 
 SERVED_MAX_BATCH = 8  # the served function's MAX_BATCH, far below sml's default of 256
 
@@ -36,12 +36,8 @@ def served(tmp_path_factory: pytest.TempPathFactory, digits_bundle: Path) -> Ite
     template = (ROOT / "template.yaml").read_text()
     assert 'MAX_BATCH: "256"' in template
     template = template.replace('MAX_BATCH: "256"', f'MAX_BATCH: "{SERVED_MAX_BATCH}"')
-    root = predict_project(tmp_path_factory.mktemp("served"), digits_bundle, template)
-    server = LocalApi(root, root / "serve.log")
-    try:
+    with serving(predict_project(tmp_path_factory.mktemp("served"), digits_bundle, template)) as server:
         yield server.url, server.log
-    finally:
-        server.stop()
 
 
 def predict_lines(log: Path, since: int, count: int) -> list[str]:

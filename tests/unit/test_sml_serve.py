@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.projects import LocalApi, echo_project, predict_project
+from tests.projects import LocalApi, echo_project, predict_project, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 SIX_MB = 6 * 1024 * 1024
@@ -68,19 +68,15 @@ Resources:
 
 @pytest.fixture(scope="module")
 def echo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalApi]:
-    root = echo_project(tmp_path_factory.mktemp("echo-serve"), ECHO_APP, ECHO_TEMPLATE)
-    server = LocalApi(root, root / "serve.log")
-    yield server
-    assert server.stop() == 0, server.log.read_text()
+    with serving(echo_project(tmp_path_factory.mktemp("echo-serve"), ECHO_APP, ECHO_TEMPLATE)) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def predict_server(tmp_path_factory: pytest.TempPathFactory, digits_bundle: Path) -> Iterator[LocalApi]:
     """The real template and function, a copy with the digits bundle promoted into it."""
-    root = predict_project(tmp_path_factory.mktemp("predict-serve"), digits_bundle)
-    server = LocalApi(root, root / "serve.log")
-    yield server
-    assert server.stop() == 0, server.log.read_text()
+    with serving(predict_project(tmp_path_factory.mktemp("predict-serve"), digits_bundle)) as server:
+        yield server
 
 
 def echoed(server: LocalApi, method: str, path: str, **kwargs: Any) -> dict[str, Any]:

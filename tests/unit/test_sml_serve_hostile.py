@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import read_event
-from tests.projects import LocalApi, predict_project
+from tests.projects import LocalApi, predict_project, serving
 
 SIX_MB = 6 * 1024 * 1024
 ROW = ",".join(["0.5"] * 64)
@@ -89,10 +89,8 @@ HOSTILE_REQUESTS = [
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, digits_bundle: Path) -> Iterator[LocalApi]:
-    root = predict_project(tmp_path_factory.mktemp("hostile-serve"), digits_bundle)
-    api = LocalApi(root, root / "serve.log")
-    yield api
-    assert api.stop() == 0, api.log.read_text()
+    with serving(predict_project(tmp_path_factory.mktemp("hostile-serve"), digits_bundle)) as api:
+        yield api
     assert "Traceback" not in api.log.read_text()
 
 
