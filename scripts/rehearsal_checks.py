@@ -1,17 +1,26 @@
 """What `make rehearse` demands of each architecture's build and answers (scripts/rehearse.py runs them)."""
 
 import copy
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
 
 from scripts.package_size import folder_size, zipped_size
-from sml.bundle import SAMPLE_TOLERANCE
 
 ROOT = Path(__file__).resolve().parents[1]
 UNZIPPED_LIMIT = 262_144_000  # 250 MB: the function and all its layers, unzipped
 ZIPPED_LIMIT = 52_428_800  # 50 MB: each zip uploaded directly to Lambda, not through S3
 MB = 1e6
+
+
+def load_pretraffic_hook() -> Any:
+    """functions/pretraffic/hook.py: its compare() is the one check that a version answers its card's sample."""
+    spec = importlib.util.spec_from_file_location("pretraffic_hook", ROOT / "functions" / "pretraffic" / "hook.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 class RehearsalError(Exception):
@@ -80,21 +89,18 @@ def healthy(arch: str, report: dict[str, Any], card: dict[str, Any]) -> list[str
     predict, sample, health = report["answers"]
     predicted = body(arch, predict, "POST /predict (events/predict.json)", 200)
     outputs = body(arch, sample, "POST /predict (the card's sample)", 200)
-    served = outputs.get("probabilities", outputs["predictions"])
-    flat = [float(value) for row in served for value in (row if isinstance(row, list) else [row])]
-    expected = [
-        float(value) for row in card["sample"]["outputs"] for value in (row if isinstance(row, list) else [row])
-    ]
-    difference = max((abs(a - b) / max(1.0, abs(b)) for a, b in zip(flat, expected, strict=True)), default=0.0)
-    if len(flat) != len(expected) or not difference <= SAMPLE_TOLERANCE:
-        raise RehearsalError(arch, f"the card's sample rows answered {served}, the card records {expected}")
+    hook = load_pretraffic_hook()  # what CodeDeploy's pre-traffic check will demand of this build on AWS
+    try:
+        hook.compare(card, outputs)
+    except hook.CheckFailed as failure:
+        raise RehearsalError(arch, f"the card's sample rows: {failure}") from None
     status = body(arch, health, "GET /health", 200)
     if status.get("status") != "ready":
         raise RehearsalError(arch, f"GET /health says {status}")
     return [
         f"  POST /predict events/predict.json: 200 {predicted['predictions']}",
-        f"  POST /predict the card's {len(card['sample']['instances'])} sample rows: 200, within {difference:.1g} "
-        f"of the card's outputs (tolerance {SAMPLE_TOLERANCE:g}, relative above 1)",
+        f"  POST /predict the card's {len(card['sample']['instances'])} sample rows: 200, the card's outputs, labels "
+        f"and version (the pre-traffic check's comparison, tolerance {hook.SAMPLE_TOLERANCE:g}, relative above 1)",
         f"  GET /health: 200 {status['status']}, model {status['model']['name']} {status['model']['version']}",
     ]
 

@@ -18,9 +18,6 @@ from sml.errors import UserError
 # Twins of functions/predict/contract.py's names (sml never imports the function); tests hold them equal.
 MODEL_FILE, CARD_FILE, INT8_FILE = "model.onnx", "model.json", "model.int8.onnx"
 BUNDLE_FILES = (MODEL_FILE, CARD_FILE, INT8_FILE)
-# Twin of functions/predict/model.py's SAMPLE_TOLERANCE (absolute up to 1, relative beyond), for checks that
-# compare a deployed function's answers with the card (scripts/rehearsal_checks.py); a test holds them equal.
-SAMPLE_TOLERANCE = 1e-4
 LOADER_TIMEOUT_S = 300.0  # a large model's session and self-test take seconds; a hung loader must not block
 # The child's whole program: import the function's loader, load the staged bundle, answer in one JSON line.
 LOADER_CHECK = """
