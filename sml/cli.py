@@ -6,7 +6,7 @@ sml serve --port 3000
 sml submit --backend sagemaker --data s3://BUCKET/data/digits.csv --target label --set epochs=40 --wait
 sml status JOB --wait
 sml promote s3://BUCKET/bundles/JOB/
-sml endpoint predict --file rows.csv --out predictions.json
+sml endpoint predict --file rows.csv --out predictions.csv
 """
 
 import argparse
@@ -104,7 +104,7 @@ COMMANDS: dict[str, Command] = {
         configure_endpoint,
         run_endpoint,
         "call the deployed API: `sml endpoint predict --file rows.csv`",
-        "sml endpoint predict --file rows.csv\n  " + ENDPOINT_EXAMPLES,
+        ENDPOINT_EXAMPLES,
     ),
 }
 
