@@ -111,12 +111,19 @@ def run_submit(args: argparse.Namespace) -> int:
     local_data = local_data_file(data, "--data")
     if local_data is None:
         require_s3_uri(data, "--data")
+    # The validation and test files (settings val_data, test_data) may be local files too: uploaded the same way.
+    local_settings = {
+        key: path
+        for key in ("val_data", "test_data")
+        if settings.get(key) and (path := local_data_file(settings[key], f"setting {key}")) is not None
+    }
     with aws_errors():
         session = aws_session(args)
         stack = stack_for(args, session)
         bucket = args.bucket or stack.output("ArtifactBucketName", "--bucket")
         if local_data is not None:
             data = upload_data(session, local_data, bucket)
+        settings |= {key: upload_data(session, path, bucket) for key, path in local_settings.items()}
         name = new_job_name(args.name or default_name_prefix(data))
         job = TrainingJob(name, data, target, settings, bucket, args.max_runtime)
         if not data.startswith(f"s3://{bucket}/data/"):

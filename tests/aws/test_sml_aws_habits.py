@@ -149,3 +149,25 @@ def test_submit_data_errors_name_the_wrong_part(aws_stack: FakeStack, data: str,
     result = aws_stack.sml("submit", "--backend", "batch", "--data", data, "--target", "label")
 
     assert (result.returncode, result.stderr) == (2, f"sml: error: {message}\n")
+
+
+def test_submit_uploads_local_validation_and_test_files_named_in_settings(aws_stack: FakeStack) -> None:
+    validation = b"f0,f1,label\n5,6,1\n"
+    (aws_stack.project / "val.csv").write_bytes(validation)
+    (aws_stack.project / "test.csv").write_text("f0,f1,label\n7,8,0\n")
+    val_key = f"data/{hashlib.sha256(validation).hexdigest()[:16]}/val.csv"
+
+    result = aws_stack.sml(
+        "submit", "--backend", "batch", "--data", f"s3://{BUCKET}/data/digits.csv", "--target", "label",
+        "--set", "val_data=val.csv", "--set", "test_data=./test.csv",
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    found = re.search(r"job id (\S+)", result.stdout)
+    assert found, result.stdout
+    (job,) = boto3.client("batch").describe_jobs(jobs=[found.group(1)])["jobs"]
+    environment = {item["name"]: item["value"] for item in job["container"]["environment"]}
+    assert environment["TRAIN_VAL_DATA"] == f"s3://{BUCKET}/{val_key}"
+    assert re.fullmatch(rf"s3://{BUCKET}/data/[0-9a-f]{{16}}/test\.csv", environment["TRAIN_TEST_DATA"])
+    bucket, key = environment["TRAIN_TEST_DATA"].removeprefix("s3://").split("/", 1)
+    assert boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read() == b"f0,f1,label\n7,8,0\n"
