@@ -66,10 +66,12 @@ def add_aws_arguments(parser: argparse.ArgumentParser, stack: bool = True) -> No
     group.add_argument(
         "--config-file",
         type=Path,
+        metavar="FILE",
         help=f"SAM config file to read stack_name, region and profile from, as `sam deploy` (default: {SAMCONFIG})",
     )
     group.add_argument(
         "--config-env",
+        metavar="ENV",
         help=f"environment (table) of the SAM config file to read, as `sam deploy` (default: {SAMCONFIG_ENVIRONMENT})",
     )
 

@@ -46,9 +46,15 @@ def configure_endpoint(parser: argparse.ArgumentParser) -> None:
         "line), .parquet, or .json (read whole; use JSONL for large files)",
     )
     predict.add_argument(
-        "--out", "--output", type=Path, help="write the predictions here, .jsonl or .csv (default: JSONL on stdout)"
+        "--out",
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="write the predictions here, .jsonl or .csv (default: JSONL on stdout)",
     )
-    predict.add_argument("--output-format", choices=OUTPUT_FORMATS, help="default: by the --out file's extension")
+    predict.add_argument(
+        "--output-format", choices=OUTPUT_FORMATS, help="default: by the --out file's extension; JSONL on stdout"
+    )
     predict.add_argument("--url", help="API base URL (default: the stack's ApiUrl)")
     predict.add_argument(
         "--auth",
@@ -59,12 +65,14 @@ def configure_endpoint(parser: argparse.ArgumentParser) -> None:
     predict.add_argument(
         "--max-batch",
         type=positive,
+        metavar="ROWS",
         default=DEFAULT_MAX_BATCH,
         help=f"rows per request (default: {DEFAULT_MAX_BATCH}, the function's MAX_BATCH)",
     )
     predict.add_argument(
         "--concurrency",
         type=positive,
+        metavar="N",
         default=DEFAULT_CONCURRENCY,
         help=f"requests in flight at once, each on its own kept-alive connection (default: {DEFAULT_CONCURRENCY})",
     )
