@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -76,13 +76,24 @@ class Sender:
     api: Api
     max_retries: int
     tally: Tally
-    sleep: Callable[[float], None] = time.sleep
+    stopped: threading.Event = field(default_factory=threading.Event)  # set when the run fails: no more waiting
+    failure: EndpointError | None = None  # the first request that failed, whichever batch the writer waits on
 
     def predict(self, batch: list[Any], first_row: int) -> dict[str, Any]:
-        response = self.post(batch, first_row)
+        """The answer to `batch`; the first failure stops every other worker's retries."""
+        try:
+            return self.predict_rows(batch, first_row)
+        except EndpointError as error:
+            with self.tally.lock:
+                self.failure = self.failure or error
+            self.stopped.set()
+            raise
+
+    def predict_rows(self, batch: list[Any], first_row: int) -> dict[str, Any]:
+        response = self.post(batch)
         if response.status == 413 and len(batch) > 1:  # the function's MAX_BATCH is below ours, or the event too large
             half = len(batch) // 2
-            return join(self.predict(batch[:half], first_row), self.predict(batch[half:], first_row + half))
+            return join(self.predict_rows(batch[:half], first_row), self.predict_rows(batch[half:], first_row + half))
         rows = f"rows {first_row}-{first_row + len(batch) - 1}"
         if response.status == 403 and self.api.auth == "iam":
             raise EndpointError(
@@ -94,9 +105,11 @@ class Sender:
             raise EndpointError(f"POST /predict answered {response.status} for {rows}: {error_message(body)}")
         return body
 
-    def post(self, batch: list[Any], first_row: int) -> Response:
+    def post(self, batch: list[Any]) -> Response:
         payload = json.dumps({"instances": batch}).encode()
         for attempt in range(self.max_retries + 1):
+            if self.stopped.is_set():
+                raise EndpointError("stopped: another request failed")
             with self.tally.lock:
                 self.tally.requests += 1
                 self.tally.retries += attempt > 0
@@ -105,11 +118,11 @@ class Sender:
             except EndpointError as error:
                 if not error.transient or attempt == self.max_retries:
                     raise
-                self.sleep(backoff(attempt))
+                self.stopped.wait(backoff(attempt))
                 continue
             if response.status not in RETRY_STATUSES or attempt == self.max_retries:
                 return response
-            self.sleep(retry_delay(attempt, response.headers.get("retry-after")))
+            self.stopped.wait(retry_delay(attempt, response.headers.get("retry-after")))
         raise AssertionError("unreachable: the last attempt returns or raises")
 
 
@@ -148,7 +161,10 @@ def run(
 
     def write_oldest() -> None:
         future, size = pending.popleft()
-        answer = future.result()
+        try:
+            answer = future.result()
+        except EndpointError as error:
+            raise (sender.failure or error) from None  # the failure that stopped the others, not their "stopped"
         writer.write(answer)
         tally.rows += size
         if answer.get("model") not in tally.models:  # a canary deployment answers from two versions at once
@@ -166,6 +182,7 @@ def run(
         while pending:
             write_oldest()
     finally:
+        sender.stopped.set()  # workers waiting to retry give up at once rather than after their backoff
         pool.shutdown(wait=True, cancel_futures=True)
         progress.close()
     return tally

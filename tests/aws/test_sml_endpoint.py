@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
@@ -134,6 +135,7 @@ class Flaky(BaseHTTPRequestHandler):
     upstream: ClassVar[str] = ""
     script: ClassVar[list[int]] = []
     connections: ClassVar[int] = 0
+    retry_after: ClassVar[str] = "0"  # seconds, sent with each 429
     lock = threading.Lock()
 
     def setup(self) -> None:
@@ -151,10 +153,10 @@ class Flaky(BaseHTTPRequestHandler):
         if status is None:
             self.forward(body)
             return
-        reply = json.dumps({"message": "Too Many Requests" if status == 429 else "Service Unavailable"}).encode()
+        reply = json.dumps({"message": HTTPStatus(status).phrase}).encode()
         self.send_response(status)
         if status == 429:
-            self.send_header("Retry-After", "0")
+            self.send_header("Retry-After", Flaky.retry_after)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(reply)))
         self.end_headers()
@@ -182,7 +184,7 @@ class Flaky(BaseHTTPRequestHandler):
 @pytest.fixture
 def flaky(served: tuple[str, Path]) -> Iterator[str]:
     """The proxy's URL; set Flaky.script to the statuses its next POST /predict requests answer."""
-    Flaky.upstream, Flaky.script, Flaky.connections = served[0], [], 0
+    Flaky.upstream, Flaky.script, Flaky.connections, Flaky.retry_after = served[0], [], 0, "0"
     server = ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -223,6 +225,19 @@ def test_endpoint_predict_gives_up_after_max_retries_naming_the_rows(flaky: str,
 
     assert result.returncode == 2
     assert result.stderr == "sml: error: POST /predict answered 503 for rows 0-2: Service Unavailable\n"
+
+
+def test_endpoint_predict_stops_every_worker_at_the_first_failure_and_names_it(flaky: str, tmp_path: Path) -> None:
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps(row) + "\n" for row in digit_rows(6).tolist()))
+    Flaky.script, Flaky.retry_after = [400, 429, 429], "30"  # one batch refused, the other told to wait 30 s
+    started = time.monotonic()
+
+    result = run_sml("endpoint", "predict", "--file", "rows.jsonl", "--url", flaky, "--max-batch", "3",
+                     "--concurrency", "2", cwd=tmp_path)  # fmt: skip
+
+    assert result.returncode == 2
+    assert re.fullmatch(r"sml: error: POST /predict answered 400 for rows (0-2|3-5): Bad Request\n", result.stderr)
+    assert time.monotonic() - started < 20  # the waiting worker gave up rather than sleeping out its Retry-After
 
 
 def test_endpoint_predict_reads_parquet_in_batches(
