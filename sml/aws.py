@@ -1,4 +1,5 @@
-"""AWS for the `sml` commands: --profile, --region and --stack-name read as SAM and the AWS CLI read them.
+"""AWS for the `sml` commands: --profile, --region, --stack-name, --config-file and --config-env read as SAM and
+the AWS CLI read them.
 
 Every location (queue, job definition, role, bucket, image, API URL) comes from a flag or else from the
 deployed stack's outputs; the stack is the one samconfig.toml names, in its region, as `sam deploy` reads it.
