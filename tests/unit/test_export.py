@@ -173,6 +173,7 @@ def test_export_bundle_card_holds_the_contract_keys_and_values(classification_bu
     assert training["data_sha256"] == "ab" * 32
     assert training["rows"] == {"train": 120, "val": 40, "test": 40}
     assert training["cleaning"] == splits.cleaning
+    assert training["privacy"] == {"excluded": ["email"], "masked": [], "allowed": []}
     assert {key: training[key] for key in SUMMARY} == SUMMARY
 
 

@@ -57,6 +57,11 @@ def build_card(
         "data_sha256": splits.data_sha256,
         "rows": {"train": len(splits.train.y), "val": len(splits.val.y), "test": len(splits.test.y)},
         "cleaning": dict(splits.cleaning),
+        "privacy": {
+            "excluded": list(config.exclude),
+            "masked": list(config.mask),
+            "allowed": list(config.allow_column),
+        },
     }
     training.update({key: value for key, value in training_summary.items() if key not in training})
     return assemble_card(
