@@ -27,6 +27,7 @@ import pandas as pd
 
 SHARE = 0.3
 SAMPLE_VALUES = 1000
+MAX_AT_SIGNS = 5  # in one value; free text with more is checked around its first ones
 MIN_IDENTIFIER = 10**9  # whole numbers below 10 digits match no kind: counts, codes and pixels are not scanned
 
 EMAIL = re.compile(r"[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
@@ -94,7 +95,7 @@ def as_text(value: object) -> str | None:
 def kind_of(value: str) -> int:
     """The index in KINDS of the first kind `value` is, or len(KINDS)."""
     checks = (
-        lambda: EMAIL.search(value) is not None,
+        lambda: has_email(value),
         lambda: is_ip(value),
         lambda: SSN.fullmatch(value) is not None,
         lambda: NINO.fullmatch(value.upper()) is not None,
@@ -103,6 +104,19 @@ def kind_of(value: str) -> int:
         lambda: is_phone(value),
     )
     return next((index for index, check in enumerate(checks) if check()), len(KINDS))
+
+
+def has_email(value: str) -> bool:
+    """An address around one of the first few "@": searched in a window of an address's longest parts (RFC 5321),
+    because a search over a whole long text would retry at each of its characters."""
+    at = -1
+    for _ in range(MAX_AT_SIGNS):
+        at = value.find("@", at + 1)
+        if at < 0:
+            return False
+        if EMAIL.search(value[max(0, at - 64) : at + 256]):
+            return True
+    return False
 
 
 def is_ip(value: str) -> bool:
