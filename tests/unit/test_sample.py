@@ -14,7 +14,16 @@ from onnx import TensorProto, helper
 
 from tests.conftest import read_event
 from training.__main__ import main
-from training.export.sample import Categorical, Feature, Numeric, draw_rows, spread, synthetic_sample, unseen
+from training.export.sample import (
+    Categorical,
+    Feature,
+    Numeric,
+    draw_rows,
+    numeric_features,
+    spread,
+    synthetic_sample,
+    unseen,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLED = {"digits": ("label", 10), "diabetes": ("progression", 0)}
@@ -45,6 +54,18 @@ def test_numeric_draws_stay_within_the_observed_range_and_whole_columns_stay_who
     assert drawn.min() >= 2.0 and drawn.max() <= 16.0
     assert np.all(np.mod(drawn, 1) == 0)
     assert len(np.unique(drawn)) > 5  # values between the observed ones too: the distribution, not the records
+
+
+def test_statistics_of_a_large_training_split_come_from_a_seeded_subset_within_its_range() -> None:
+    train_x = np.random.default_rng(0).normal(size=(250_000, 4)).astype(np.float32)
+
+    first, again = (numeric_features(train_x, np.random.default_rng(7)) for _ in range(2))
+
+    assert len(first) == 4
+    for feature, repeated, column in zip(first, again, train_x.T, strict=True):
+        np.testing.assert_array_equal(feature.quantiles, repeated.quantiles)  # the same seed, the same sample
+        assert column.min() <= feature.quantiles[0] < feature.quantiles[-1] <= column.max()
+        assert abs(feature.quantiles[10]) < 0.02  # the median of a standard normal, from 100,000 of its rows
 
 
 def test_categorical_draws_only_from_the_vocabulary() -> None:

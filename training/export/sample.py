@@ -19,6 +19,7 @@ import numpy as np
 import onnxruntime as ort
 
 QUANTILES = np.linspace(0.0, 1.0, 21)  # 5% steps: the shape of each feature's distribution, not its values
+STATISTICS_ROWS = 100_000
 CANDIDATES = 64  # rows drawn before the sample's rows are chosen among them
 DRAWS = 8  # rounds of CANDIDATES; the later half draws whole-number columns unrounded (few values: all seen)
 
@@ -50,8 +51,11 @@ class Categorical:
         return rng.choice(np.asarray(self.vocabulary, dtype=object), size=count)
 
 
-def numeric_features(train_x: np.ndarray) -> list[Numeric]:
-    """The spec of every column of a numeric training matrix (tabular features or flattened pixels)."""
+def numeric_features(train_x: np.ndarray, rng: np.random.Generator) -> list[Numeric]:
+    """The spec of every column of a numeric training matrix (tabular features or flattened pixels), measured
+    on STATISTICS_ROWS rows at most: quantiles need no more, and sorting millions of rows per column takes minutes."""
+    if len(train_x) > STATISTICS_ROWS:
+        train_x = train_x[np.sort(rng.choice(len(train_x), STATISTICS_ROWS, replace=False))]
     return [Numeric.of(column) for column in train_x.T]
 
 
@@ -86,7 +90,7 @@ def synthetic_sample(
         ValueError: no drawn row differs from every data row: every feature holds one value.
     """
     rng = np.random.default_rng(seed)
-    exact = numeric_features(train_x)
+    exact = numeric_features(train_x, rng)
     between = [replace(feature, whole=False) for feature in exact]
     found: list[np.ndarray] = []
     for round_ in range(DRAWS):
