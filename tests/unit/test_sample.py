@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from onnx import TensorProto, helper
 
-from tests.conftest import read_event
+from tests.conftest import import_pretraffic_hook, read_event
 from training.__main__ import main
 from training.export.sample import (
     Categorical,
@@ -126,12 +126,16 @@ def test_bundle_trained_on_bundled_data_holds_no_data_row_and_serves_its_sample(
     assert instances.shape == (3, rows.shape[1])
     assert not any((rows == instance).all(axis=1).any() for instance in instances)
     assert ((instances >= rows.min(axis=0)) & (instances <= rows.max(axis=0))).all()
-    # The function's self-test at load accepts the sample, and POST /predict reproduces its outputs.
+    # The function's self-test at load accepts the sample, POST /predict reproduces its outputs, and the
+    # pre-traffic check (GET /model's public view, then the sample) passes.
+    app = load_predict_app(out)
+    served = json.loads(app.lambda_handler(read_event("model.json"), lambda_context)["body"])
     event = read_event("predict.json")
-    event["body"] = json.dumps({"instances": card["sample"]["instances"]})
-    response = load_predict_app(out).lambda_handler(event, lambda_context)
+    event["body"] = json.dumps({"instances": served["sample"]["instances"]})
+    response = app.lambda_handler(event, lambda_context)
     assert response["statusCode"] == 200, response["body"]
     answer = json.loads(response["body"])
+    import_pretraffic_hook().compare(served, answer)  # raises CheckFailed on any difference
     key = "probabilities" if classes else "predictions"
     np.testing.assert_allclose(answer[key], card["sample"]["outputs"], rtol=1e-5, atol=1e-6)
     if classes:
