@@ -150,3 +150,14 @@ def test_protect_refuses_settings_it_cannot_honour(
 
     with pytest.raises(error, match=message):
         protect(table.drop(columns=list(config.exclude)), config, environ)
+
+
+def test_the_refusal_names_every_personal_column_in_one_line() -> None:
+    table = pd.DataFrame({"email": EMAILS, "phone": PHONES, "x": range(ROWS), "y": [0, 1] * (ROWS // 2)})
+
+    with pytest.raises(DataError) as refused:
+        protect(table, TrainConfig(target="y"), {})
+
+    message = str(refused.value)
+    assert message.startswith("column 'email' looks like personal data: 120 of 120 sampled values look like email")
+    assert "(so do 'phone');" in message and "\n" not in message
