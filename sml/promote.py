@@ -4,6 +4,7 @@ import base64
 import hashlib
 import json
 import shutil
+import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,8 @@ from training.export.publish import publish
 
 MODEL_DIR_NAME = "model"  # the function's MODEL_DIR in template.yaml
 STAGING_PREFIX = ".model-staging-"
+ARCHIVE_SUFFIX = ".tar.gz"  # SageMaker's model.tar.gz of /opt/ml/model, an isolated job's bundle
+ARCHIVE_NAME = ".model.tar.gz"  # its download, in the staging folder until unpacked
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,9 @@ def promote(source: str, function_dir: Path, session: boto3.Session | None = Non
 
 def fetch_bundle(source: str, destination: Path, session: boto3.Session | None = None) -> None:
     """Copy the bundle files at `source` into `destination`: the one place that knows where bundles come from."""
+    if source.startswith("s3://") and source.endswith(ARCHIVE_SUFFIX):
+        download_archive(source, destination, session or boto3.Session())
+        return
     if source.startswith("s3://"):
         download_bundle(source, destination, session or boto3.Session())
         return
@@ -86,6 +92,29 @@ def download_bundle(uri: str, destination: Path, session: boto3.Session) -> None
     for name in BUNDLE_FILES:
         if name in names:
             download_verified(s3, bucket, prefix + name, destination / name)
+
+
+def download_archive(uri: str, destination: Path, session: boto3.Session) -> None:
+    """The bundle files in SageMaker's model.tar.gz (an isolated job's /opt/ml/model): regular files only."""
+    bucket, key = split_s3_uri(uri)
+    archive = destination / ARCHIVE_NAME
+    try:
+        download_verified(session.client("s3"), bucket, key, archive)
+        with tarfile.open(archive, "r:gz") as tar:
+            members = {member.name.removeprefix("./"): member for member in tar.getmembers()}
+            for name in BUNDLE_FILES:
+                member = members.get(name)
+                if member is None:
+                    continue
+                source = tar.extractfile(member) if member.isfile() else None
+                if source is None:
+                    raise BundleError(f"{uri}: {name} is not a regular file in the archive")
+                with source, (destination / name).open("wb") as file:
+                    shutil.copyfileobj(source, file)
+    except (tarfile.TarError, EOFError, OSError) as error:
+        raise BundleError(f"{uri} is not a readable model.tar.gz: {error}") from None
+    finally:
+        archive.unlink(missing_ok=True)
 
 
 def download_verified(s3: Any, bucket: str, key: str, path: Path) -> None:
