@@ -14,6 +14,7 @@ from contract import (
     CARD_FILE,
     ENCRYPTED_FILE,
     INT8_FILE,
+    KEY_FILE,
     MODEL_FILE,
     OUTPUT_BY_TASK,
     BundleError,
@@ -107,12 +108,12 @@ def is_sealed(model_dir: Path) -> bool:
 
 def open_sealed(model_dir: Path, card: dict[str, Any]) -> bytes:
     """model.onnx.enc, decrypted in memory; no plaintext model may ship beside it."""
-    for name in (MODEL_FILE, INT8_FILE, ENCRYPTED_FILE):
-        path = model_dir / name
-        if name != ENCRYPTED_FILE and (path.exists() or path.is_symlink()):
+    for name in (MODEL_FILE, INT8_FILE):
+        if (model_dir / name).exists() or (model_dir / name).is_symlink():
             raise BundleError(f"{name} ships beside {ENCRYPTED_FILE}: a sealed bundle holds no plaintext model")
-        if path.is_symlink():
-            raise BundleError(f"{path} is a symbolic link; a bundle holds regular files")
+    for name in (ENCRYPTED_FILE, KEY_FILE):
+        if (model_dir / name).is_symlink():
+            raise BundleError(f"{model_dir / name} is a symbolic link; a bundle holds regular files")
     import envelope  # boto3 and cryptography: only a sealed bundle's cold start imports them
 
     return envelope.open_model(model_dir, card)

@@ -4,6 +4,7 @@ and a malformed model.key.json is refused with its reason before any KMS call.""
 import importlib
 import json
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -79,3 +80,19 @@ def test_a_sealed_model_without_its_key_file_is_refused(
 
     with pytest.raises(contract.BundleError, match=re.escape("model.onnx.enc needs model.key.json beside it")):
         envelope.open_model(tmp_path, CARD)
+
+
+@pytest.mark.parametrize("name", ["model.onnx.enc", "model.key.json"])
+def test_a_sealed_file_that_is_a_link_is_refused_before_any_kms_call(
+    function: tuple[ModuleType, ModuleType], tmp_path: Path, tiny_bundle: Path, name: str
+) -> None:
+    _, contract = function
+    model = importlib.import_module("model")
+    shutil.copyfile(tiny_bundle / "model.json", tmp_path / "model.json")
+    (tmp_path / "model.key.json").write_text(json.dumps(GOOD))
+    (tmp_path / "model.onnx.enc").write_bytes(b"\0" * 32)
+    (tmp_path / name).unlink()
+    (tmp_path / name).symlink_to(tiny_bundle / "model.json")
+
+    with pytest.raises(contract.BundleError, match=re.escape(f"{tmp_path / name} is a symbolic link")):
+        model.load(tmp_path)
