@@ -1,8 +1,9 @@
 """The cold start of a sealed model (`sml promote --kms-key`): the digits function with model.onnx.enc, its
 data key unwrapped at init by moto's KMS on 127.0.0.1.
 
-Against moto on this machine the KMS call costs a loopback round trip; in Lambda, Decrypt is an in-region
-HTTPS call (typically ~10 ms, plus a TLS handshake on a cold start), so the row is labelled as measured here.
+Against moto on this machine the KMS call costs a loopback round trip to moto's Python server; in Lambda,
+Decrypt is an in-region HTTPS call (plus a TLS handshake on a cold start), so the row names where KMS ran.
+Most of the difference is importing boto3 and building its KMS client, which a plain model never does.
 """
 
 import json
