@@ -11,6 +11,11 @@ def configure_promote(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--function-dir", type=Path, default=Path("functions/predict"), help="default: functions/predict"
     )
+    parser.add_argument(
+        "--kms-key",
+        metavar="KEY",
+        help="seal model.onnx with this KMS key (id, ARN or alias/NAME): the function decrypts it at init",
+    )
     add_aws_arguments(parser, stack=False)
 
 
@@ -19,6 +24,7 @@ def run_promote(args: argparse.Namespace) -> int:
     from sml.promote import describe, promote  # the other commands need none of what it imports
 
     with aws_errors():
-        session = aws_session(args, region_required=False) if args.source.startswith("s3://") else None
-        print(describe(promote(args.source, args.function_dir, session)))
+        uses_aws = args.source.startswith("s3://") or args.kms_key is not None
+        session = aws_session(args, region_required=args.kms_key is not None) if uses_aws else None
+        print(describe(promote(args.source, args.function_dir, session, args.kms_key)))
     return 0

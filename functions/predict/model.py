@@ -12,7 +12,9 @@ import numpy as np
 import onnxruntime as ort
 from contract import (
     CARD_FILE,
+    ENCRYPTED_FILE,
     INT8_FILE,
+    KEY_FILE,
     MODEL_FILE,
     OUTPUT_BY_TASK,
     BundleError,
@@ -66,7 +68,7 @@ def load(model_dir: Path, intra_op_threads: int = 1, inter_op_threads: int = 1) 
     card = read_card(model_dir / CARD_FILE)
     row_shape = check_card(card)
     check_servable(card)
-    model_bytes = read_model(model_dir / MODEL_FILE)
+    model_bytes = read_model(model_dir / MODEL_FILE) if not is_sealed(model_dir) else open_sealed(model_dir, card)
     digest = hashlib.sha256(model_bytes).hexdigest()
     if digest != card["sha256"]:
         raise BundleError(
@@ -97,6 +99,24 @@ def read_model(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as error:
         raise BundleError(f"cannot read {path}: {error.strerror}; run `sml promote` to place a bundle") from None
+
+
+def is_sealed(model_dir: Path) -> bool:
+    path = model_dir / ENCRYPTED_FILE
+    return path.exists() or path.is_symlink()
+
+
+def open_sealed(model_dir: Path, card: dict[str, Any]) -> bytes:
+    """model.onnx.enc, decrypted in memory; no plaintext model may ship beside it."""
+    for name in (MODEL_FILE, INT8_FILE):
+        if (model_dir / name).exists() or (model_dir / name).is_symlink():
+            raise BundleError(f"{name} ships beside {ENCRYPTED_FILE}: a sealed bundle holds no plaintext model")
+    for name in (ENCRYPTED_FILE, KEY_FILE):
+        if (model_dir / name).is_symlink():
+            raise BundleError(f"{model_dir / name} is a symbolic link; a bundle holds regular files")
+    import envelope  # boto3 and cryptography: only a sealed bundle's cold start imports them
+
+    return envelope.open_model(model_dir, card)
 
 
 def build_session(model_bytes: bytes, intra_op_threads: int, inter_op_threads: int) -> ort.InferenceSession:

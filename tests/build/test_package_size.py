@@ -119,6 +119,7 @@ def test_package_fits_lambda_and_holds_only_serving_code(function_dir, lambda_la
         "app.py",
         "card_view.py",
         "contract.py",
+        "envelope.py",
         "model",
         "model.py",
         "openapi_doc.py",
