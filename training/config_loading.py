@@ -142,6 +142,9 @@ HELP: dict[str, str] = {
     "out": "folder or s3:// prefix that receives the bundle (model.onnx, model.json)",
     "exclude": "comma-separated columns dropped at read time (identifiers, personal data)",
     "features": "comma-separated feature columns (default: all but target and excluded)",
+    "categorical": "comma-separated numeric columns to treat as categories, e.g. integer codes (text columns "
+    "always are)",
+    "max_categories": "values kept per categorical column, most frequent first; the rest share one 'unseen' bucket",
     "task": "classification or regression (auto: decided from the target)",
     "val_data": "validation rows from a file of their own, with the columns of --data, instead of a part of --data",
     "test_data": "test rows from a file of their own, with the columns of --data, instead of a part of --data",
