@@ -15,6 +15,8 @@ import orjson
 
 BUNDLE_FORMAT = "serverless-ml.bundle/1"
 CARD_FILE, MODEL_FILE, INT8_FILE = "model.json", "model.onnx", "model.int8.onnx"
+# The graph's string input of a model with categorical features. Twin: training/export/encoding.py CATEGORIES.
+CATEGORIES_INPUT = "categories"
 OUTPUT_BY_TASK = {"classification": "probabilities", "regression": "predictions"}
 CARD_KEYS: dict[str, type] = {"format": str, "name": str, "version": str, "task": str, "input": dict,
                               "outputs": list, "metrics": dict, "sample": dict, "training": dict, "export": dict,
@@ -127,8 +129,12 @@ def check_input(spec: dict[str, Any]) -> tuple[int, ...]:
         raise BundleError(f"{CARD_FILE}: input must be named 'features' with dtype 'float32'")
     row_shape = tuple(shape[1:])
     names = spec.get("feature_names")
-    if names is not None and not (
-        isinstance(names, list) and len(names) == math.prod(row_shape) and all(isinstance(n, str) for n in names)
+    if (
+        names is not None
+        and "features" not in spec
+        and not (  # with features, records.read_schema checks them
+            isinstance(names, list) and len(names) == math.prod(row_shape) and all(isinstance(n, str) for n in names)
+        )
     ):
         raise BundleError(
             f"{CARD_FILE}: input.feature_names must be {math.prod(row_shape)} strings, one per feature of {shape}"
