@@ -34,7 +34,8 @@ benchmarks/as_built.py, measure `make rehearse`'s x86_64 build in its root on th
 with and without bytecode (none without root and `make rehearse`).
 
 Modules: serving_build (layers, functions, bundles), cold_start and warm (what the fresh processes run),
-serving_cold (cold-start rounds), serving_sizes, serving_report (the table); classifier (the model).
+serving_cold (cold-start rounds), serving_sizes, serving_report (the table); classifier (the model);
+serving_rows and warm_rows (`info` rows: rows keyed by feature name, and a model with categorical inputs).
 
 Run: .venv/bin/python benchmarks/serving.py [--quick] [--rounds 21] [--source CHECKOUT] [--work DIR]
 """
@@ -59,6 +60,7 @@ if not __package__:  # run as benchmarks/serving.py: sys.path[0] is benchmarks/;
 from benchmarks.serving_build import ARCH, DIGITS, EVENT, PYTHON_VERSION, ROOT, SPECS, build
 from benchmarks.serving_cold import NAIVE_EVERY, TRACED_ENV, cold_start_commands, measure_cold_starts, run_python
 from benchmarks.serving_report import figures, measured, median_ms
+from benchmarks.serving_rows import rows_figures
 from benchmarks.serving_sizes import lambda_runtime_packages
 
 LAMBDA_ENV = {
@@ -145,6 +147,9 @@ def main() -> None:
     traced = measure_warm(functions[digits], layers["local"], runtime, envs[digits] | TRACED_ENV,
                           work / digits / "warm-traced.json", effort)  # fmt: skip
     lines = figures(cold, warm, traced, layers, functions[digits])
+    print("rows by feature name and categorical inputs: warm latency (benchmarks/serving_rows.py)")
+    lines += rows_figures({digits: functions[digits]}, layers["local"], runtime, envs[digits], work / "rows",
+                          effort.n1, effort.n64)  # fmt: skip
     print("as built: cold starts in make rehearse's x86_64 root")
     lines += as_built_rows(rounds)
 
