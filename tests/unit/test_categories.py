@@ -1,15 +1,21 @@
-"""Categorical feature columns in training: which columns, their vocabularies, buckets and refusals."""
+"""Categorical feature columns in training: which columns, their vocabularies, buckets and refusals, and the
+parity gate over the encoding inside the graph."""
 
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pandas as pd
 import pytest
 
 from training.config import TrainConfig
 from training.data.categories import MISSING, as_text, one_hot
 from training.data.splits import DataError, Splits, load_splits
+from training.export.encoding import PROBE_ROWS, add_categorical_inputs, graph_inputs, probe_rows, unseen_value
+from training.export.export import ExportError, check_parity, export_onnx, torch_outputs
+from training.export.onnx_run import open_session
+from training.models import build_model, serving_model
 
 ROOT = Path(__file__).resolve().parents[2]
 PENGUINS = ROOT / "examples" / "data" / "penguins.csv"
@@ -115,3 +121,36 @@ def test_an_identifier_is_encoded_when_max_categories_allows_it(tmp_path: Path) 
     splits = load(tmp_path, table(customer=[f"c{row}" for row in range(120)]), max_categories=200)
 
     assert len(splits.vocabularies["customer"]) == 84
+
+
+def test_parity_probes_reach_the_unseen_and_missing_buckets_of_each_column() -> None:
+    splits = load_splits(TrainConfig(data=str(PENGUINS), target="species"))
+
+    probes = probe_rows(splits)
+
+    assert probes.categories is not None
+    rows = PROBE_ROWS
+    island, sex = probes.x[:, 5:10], probes.x[:, 10:14]  # after the 5 numbers: 3 + 2 buckets, then 2 + 2
+    assert island[:rows, 3].all() and island[rows : 2 * rows, 4].all()  # island unseen, then missing
+    assert sex[2 * rows : 3 * rows, 2].all() and sex[3 * rows :, 3].all()  # sex unseen, then missing
+    assert set(probes.categories[:rows, 0]) == {unseen_value(splits.vocabularies["island"])}
+    assert set(probes.categories[rows : 2 * rows, 0]) == {MISSING}
+
+
+def test_parity_gate_refuses_a_graph_whose_unseen_bucket_is_wrong(tmp_path: Path) -> None:
+    config = TrainConfig(data=str(PENGUINS), target="species", epochs=1)
+    splits = load_splits(config)
+    serving = serving_model(build_model(config, splits))  # untrained: its weights tell the buckets apart all the same
+    path = export_onnx(serving, splits.n_features, "probabilities", config.opset, tmp_path / "model.onnx")
+    add_categorical_inputs(path, splits)
+    model = onnx.load(path)
+    (encoder, *_) = [node for node in model.graph.node if node.op_type == "LabelEncoder"]
+    default = next(attribute for attribute in encoder.attribute if attribute.name == "default_int64")
+    default.i = 0  # unseen islands scored as Biscoe
+    onnx.save(model, path)
+    session = open_session(path)
+    probes = probe_rows(splits)
+
+    check_parity(session, graph_inputs(splits.test, splits), torch_outputs(serving, splits.test.x), 1e-5)
+    with pytest.raises(ExportError, match="parity check failed"):
+        check_parity(session, graph_inputs(probes, splits), torch_outputs(serving, probes.x), 1e-5)

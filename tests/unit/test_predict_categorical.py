@@ -2,6 +2,7 @@
 
 import copy
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -199,3 +200,57 @@ def test_twins_of_the_categorical_encoding_are_equal(app: Any) -> None:
 
     assert (records.MISSING, records.MAX_CATEGORY_CHARS) == (categories.MISSING, categories.MAX_CATEGORY_CHARS)
     assert (contract.CATEGORIES_INPUT, app.MODEL.input_name) == (encoding.CATEGORIES, encoding.FEATURES)
+
+
+BROKEN_CARDS = {
+    "a vocabulary holding a number": (
+        lambda card: card["input"]["features"][0]["values"].append(3),
+        "input.features[0].values must list distinct strings",
+    ),
+    "a vocabulary naming a value twice": (
+        lambda card: card["input"]["features"][0]["values"].append("Dream"),
+        "input.features[0].values must list distinct strings",
+    ),
+    "a kind serving does not know": (
+        lambda card: card["input"]["features"][1].update(kind="ordinal"),
+        "input.features[1] must be {name, kind: numeric|categorical}",
+    ),
+    "fewer numeric features than the float input's columns": (
+        lambda card: (card["input"]["features"].pop(1), card["input"]["feature_names"].pop(1)),
+        "input.features has 4 numeric features but input.shape [None, 5] has 5 columns",
+    ),
+    "feature_names in another order": (
+        lambda card: card["input"]["feature_names"].reverse(),
+        "input.feature_names must list input.features' names",
+    ),
+    "features dropped: a numeric card for a graph with a string input": (
+        lambda card: card["input"].pop("features"),
+        "input.feature_names must be 5 strings",
+    ),
+    "a sample row with a number for a category": (
+        lambda card: card["sample"]["instances"][0].__setitem__(0, 7),
+        "sample.instances: instance 0: feature 'island' is categorical",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN_CARDS))
+def test_broken_categorical_card_is_refused_with_its_reason(
+    case: str, tmp_path: Path, penguins_bundle: Path, lambda_context: Any
+) -> None:
+    change, reason = BROKEN_CARDS[case]
+    bundle = Path(shutil.copytree(penguins_bundle, tmp_path / "bundle"))
+    card = json.loads((bundle / "model.json").read_text())
+    change(card)
+    (bundle / "model.json").write_text(json.dumps(card))
+    event = read_event("health.json")
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        broken = import_predict_app(monkeypatch, bundle)
+        try:
+            response = broken.lambda_handler(event, lambda_context)
+        finally:
+            drop_predict_modules()
+
+    assert response["statusCode"] == 503
+    assert reason in json.loads(response["body"])["error"]["message"]
