@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from openapi_spec_validator import validate
 
 from tests.conftest import drop_predict_modules, import_predict_app, read_event
+from tests.fixtures.make_tiny_bundle import IRIS_FEATURES
 
 PREDICT = read_event("predict.json")
 NAMES = ["island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "sex", "year"]
@@ -254,3 +255,23 @@ def test_broken_categorical_card_is_refused_with_its_reason(
 
     assert response["statusCode"] == 503
     assert reason in json.loads(response["body"])["error"]["message"]
+
+
+@pytest.fixture(scope="module")
+def numeric_app(tiny_bundle: Path) -> Any:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        yield import_predict_app(monkeypatch, tiny_bundle)
+        drop_predict_modules()
+
+
+NAMED_ROWS = st.dictionaries(st.sampled_from([*IRIS_FEATURES, "x"]), JSON_VALUES, max_size=5)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(NAMED_ROWS | st.lists(JSON_VALUES, max_size=5), min_size=1, max_size=3))
+def test_no_generated_named_row_for_a_numeric_model_is_answered_with_a_5xx(
+    numeric_app: Any, lambda_context: Any, rows: Any
+) -> None:
+    status, answer = post(numeric_app, lambda_context, rows)
+
+    assert 200 <= status < 500, answer
