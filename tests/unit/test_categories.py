@@ -73,6 +73,7 @@ def test_integer_codes_are_categorical_when_named_and_numbers_otherwise(tmp_path
 
 def test_codes_read_as_floats_because_of_a_gap_keep_their_integer_text() -> None:
     assert as_text(pd.Series([3.0, None, 12.0])).tolist() == ["3", MISSING, "12"]
+    assert as_text(pd.Series([1e30, 3.0])).tolist() == ["1e+30", "3.0"]  # beyond exact integers: as written
 
 
 def test_one_hot_puts_unseen_and_missing_in_their_own_buckets() -> None:

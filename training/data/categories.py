@@ -49,7 +49,8 @@ def as_text(column: pd.Series) -> np.ndarray:
     """A column's values as the strings serving receives (whole floats without ".0"), MISSING where missing."""
     missing = column.isna().to_numpy()
     values = column
-    if pd.api.types.is_float_dtype(column) and np.all(np.mod(column.dropna(), 1) == 0):
+    present = column.dropna()
+    if pd.api.types.is_float_dtype(column) and np.all(np.mod(present, 1) == 0) and np.all(present.abs() < 2**53):
         values = column.astype("Int64")  # codes read as floats because of a missing value: 3.0 is "3"
     texts: np.ndarray = values.astype(str).to_numpy(dtype=object)
     texts[missing] = MISSING
