@@ -128,13 +128,11 @@ def check_input(spec: dict[str, Any]) -> tuple[int, ...]:
     if spec.get("name") != "features" or spec.get("dtype") != "float32":
         raise BundleError(f"{CARD_FILE}: input must be named 'features' with dtype 'float32'")
     row_shape = tuple(shape[1:])
+    if "features" in spec:  # records.read_schema checks feature_names against input.features
+        return row_shape
     names = spec.get("feature_names")
-    if (
-        names is not None
-        and "features" not in spec
-        and not (  # with features, records.read_schema checks them
-            isinstance(names, list) and len(names) == math.prod(row_shape) and all(isinstance(n, str) for n in names)
-        )
+    if names is not None and not (
+        isinstance(names, list) and len(names) == math.prod(row_shape) and all(isinstance(n, str) for n in names)
     ):
         raise BundleError(
             f"{CARD_FILE}: input.feature_names must be {math.prod(row_shape)} strings, one per feature of {shape}"
