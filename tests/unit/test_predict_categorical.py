@@ -9,12 +9,13 @@ from typing import Any
 
 import jsonschema
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openapi_spec_validator import validate
 
-from tests.conftest import drop_predict_modules, import_predict_app, read_event
+from tests.conftest import ROOT, drop_predict_modules, import_predict_app, read_event
 from tests.fixtures.make_tiny_bundle import IRIS_FEATURES
 
 PREDICT = read_event("predict.json")
@@ -275,3 +276,14 @@ def test_no_generated_named_row_for_a_numeric_model_is_answered_with_a_5xx(
     status, answer = post(numeric_app, lambda_context, rows)
 
     assert 200 <= status < 500, answer
+
+
+def test_card_sample_is_synthetic_not_a_row_of_the_data(penguins_bundle: Path) -> None:
+    card = json.loads((penguins_bundle / "model.json").read_text())
+    data = pd.read_csv(ROOT / "examples" / "data" / "penguins.csv")[NAMES]
+    records = {tuple(row) for row in data.astype(object).where(data.notna(), None).itertuples(index=False)}
+
+    assert len(card["sample"]["instances"]) == 3
+    assert not {tuple(row) for row in card["sample"]["instances"]} & records
+    island = card["input"]["features"][0]["values"]
+    assert all(row[0] in island for row in card["sample"]["instances"])

@@ -43,25 +43,29 @@ def build_card(
     training_summary: dict[str, Any],
     onnx_path: Path,
     metrics: dict[str, Any],
-    sample_outputs: np.ndarray,
+    sample: tuple[np.ndarray | list[list[Any]], np.ndarray],
     parity: dict[str, float],
     latency_ms: dict[str, float],
 ) -> dict[str, Any]:
-    """The card of the model at `onnx_path`; `sample_outputs` are onnxruntime's outputs for the first test rows."""
+    """The card of the model at `onnx_path`; `sample` is synthetic instances and onnxruntime's outputs for them
+    (training/export/sample.py: no row of the data)."""
     model_input: dict[str, Any] = {"feature_names": list(splits.feature_names)}
     if config.input_shape:
         model_input["image_shape"] = list(config.input_shape)
-    sample: np.ndarray | list[list[Any]] = splits.test.x[:SAMPLE_ROWS]
     if splits.vocabularies:  # additive: a numeric-only card has no input.features
-        from training.export.features import feature_kinds, positional_rows
+        from training.export.features import feature_kinds
 
         model_input["features"] = feature_kinds(splits)
-        sample = positional_rows(splits, SAMPLE_ROWS)
     training: dict[str, Any] = {
         "config": config.to_dict(),
         "data_sha256": splits.data_sha256,
         "rows": {"train": len(splits.train.y), "val": len(splits.val.y), "test": len(splits.test.y)},
         "cleaning": dict(splits.cleaning),
+        "privacy": {
+            "excluded": list(config.exclude),
+            "masked": list(config.mask),
+            "allowed": list(config.allow_column),
+        },
     }
     training.update({key: value for key, value in training_summary.items() if key not in training})
     return assemble_card(
@@ -71,8 +75,8 @@ def build_card(
         model_input=model_input,
         labels=list(splits.labels),
         metrics=metrics,
-        sample_instances=sample,
-        sample_outputs=sample_outputs,
+        sample_instances=sample[0],
+        sample_outputs=sample[1],
         training=training,
         export={
             "torch": installed_version("torch"),

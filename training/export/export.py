@@ -19,9 +19,11 @@ from training.config import TrainConfig
 from training.data.splits import Splits
 from training.export.card import OUTPUT_BY_TASK, SAMPLE_ROWS, CardTooLarge, build_card, write_card
 from training.export.encoding import add_categorical_inputs, graph_inputs, probe_rows
+from training.export.features import mixed_sample
 from training.export.onnx_int8 import quantize_int8
 from training.export.onnx_run import PARITY_BATCHES, measure_latency, open_session, run_session, test_metrics
 from training.export.publish import publish
+from training.export.sample import synthetic_sample
 from training.fit.interrupt import signals_held
 
 # Twins of functions/predict/contract.py's file names (tests/unit/test_bundle_contract.py).
@@ -77,15 +79,22 @@ def export_bundle(
                 session, graph_inputs(probes, splits), torch_outputs(serving, probes.x), config.parity_tolerance
             )
             parity = {key: max(value, probed[key]) for key, value in parity.items()}
+        sample: tuple[np.ndarray | list[list[Any]], np.ndarray]
+        try:
+            if splits.vocabularies:
+                sample = mixed_sample(session, splits, SAMPLE_ROWS, config.seed)
+            else:
+                data = (splits.train.x, splits.val.x, splits.test.x)
+                sample = synthetic_sample(session, splits.train.x, data, SAMPLE_ROWS, config.seed)
+        except ValueError as error:
+            raise ExportError(f"no synthetic sample for the model card: {error}") from None
         card = build_card(
             splits=splits,
             config=config,
             training_summary=training_summary,
             onnx_path=onnx_path,
             metrics=test_metrics(outputs, splits),
-            sample_outputs=run_session(
-                session, graph_inputs(splits.test.head(SAMPLE_ROWS), splits), batch_size=SAMPLE_ROWS
-            ),
+            sample=sample,
             parity=parity,
             latency_ms=measure_latency(session, test_inputs),
         )
