@@ -36,7 +36,8 @@ with and without bytecode (none without root and `make rehearse`).
 Modules: serving_build (layers, functions, bundles), cold_start and warm (what the fresh processes run),
 serving_cold (cold-start rounds), serving_sealed (the digits model sealed with a key in moto's KMS on
 127.0.0.1: `sml promote --kms-key`'s cold start, an info row), serving_sizes, serving_report (the table);
-classifier (the model).
+classifier (the model); serving_rows and warm_rows (`info` rows: rows keyed by feature name, and a model
+with categorical inputs).
 
 Run: .venv/bin/python benchmarks/serving.py [--quick] [--rounds 21] [--source CHECKOUT] [--work DIR]
 """
@@ -61,6 +62,7 @@ if not __package__:  # run as benchmarks/serving.py: sys.path[0] is benchmarks/;
 from benchmarks.serving_build import ARCH, DIGITS, EVENT, PYTHON_VERSION, ROOT, SPECS, build
 from benchmarks.serving_cold import NAIVE_EVERY, TRACED_ENV, cold_start_commands, measure_cold_starts, run_python
 from benchmarks.serving_report import figures, measured, median_ms
+from benchmarks.serving_rows import rows_figures
 from benchmarks.serving_sealed import CONTENDER as SEALED
 from benchmarks.serving_sealed import sealed_function, sealed_row
 from benchmarks.serving_sizes import lambda_runtime_packages
@@ -153,6 +155,9 @@ def main() -> None:
                           work / digits / "warm-traced.json", effort)  # fmt: skip
     lines = figures(cold, warm, traced, layers, functions[digits])
     lines.append(sealed_row(cold, digits))
+    print("rows by feature name and categorical inputs: warm latency (benchmarks/serving_rows.py)")
+    lines += rows_figures({digits: functions[digits]}, layers["local"], runtime, envs[digits], work / "rows",
+                          effort.n1, effort.n64)  # fmt: skip
     print("as built: cold starts in make rehearse's x86_64 root")
     lines += as_built_rows(rounds)
 
