@@ -1,0 +1,166 @@
+"""The Open Inference Protocol's tensors: the request's inputs, JSON or binary, and the answer's outputs.
+
+The binary tensor data extension: a body of `Inference-Header-Content-Length` bytes of JSON, then each
+input with `parameters.binary_data_size` as raw little-endian bytes, in the order the inputs are listed.
+An answer with binary outputs is laid out the same way. BYTES elements are a 4-byte little-endian length,
+then the bytes. v2.py routes the requests; this module only reads and writes tensors.
+"""
+
+import math
+import struct
+from typing import Any, NamedTuple
+
+import numpy as np
+import orjson
+from model import Float32Array
+from predict import ApiError, holds_boolean, parse_json
+
+
+class V2Error(Exception):
+    """A request we refuse: becomes the protocol's `{"error": "..."}` with its HTTP status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+class TensorSpec(NamedTuple):
+    """One input or output as model metadata lists it; -1 is the batch axis."""
+
+    name: str
+    datatype: str  # FP32 or BYTES
+    shape: tuple[int, ...]
+
+    def metadata(self) -> dict[str, Any]:
+        return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
+
+
+class InferRequest(NamedTuple):
+    document: dict[str, Any]  # the JSON request, checked to be an object with a list of inputs
+    header: bytes  # its text, which holds_boolean searches
+    blobs: dict[int, memoryview]  # input index -> its binary data
+
+
+def split_body(body: bytes, header_length: str | None) -> InferRequest:
+    """The request's JSON and the binary data of its inputs, every size checked against the body."""
+    if header_length is None:
+        header, rest = body, memoryview(b"")
+    else:
+        digits = header_length.strip()
+        if not (digits.isascii() and digits.isdecimal() and len(digits) <= 12 and 0 < int(digits) <= len(body)):
+            raise V2Error(400, f"Inference-Header-Content-Length {header_length[:20]!r} must be between 1 and the "
+                               f"body's {len(body)} bytes")  # fmt: skip
+        length = int(digits)
+        header, rest = body[:length], memoryview(body)[length:]
+    document = parse(header)
+    inputs = document.get("inputs")
+    if not isinstance(inputs, list) or not inputs or not all(isinstance(tensor, dict) for tensor in inputs):
+        raise V2Error(400, 'send {"inputs": [{"name", "shape", "datatype", "data"}]}: a non-empty list of tensors')
+    blobs, offset = {}, 0
+    for index, tensor in enumerate(inputs):
+        size = parameters(tensor).get("binary_data_size")
+        if size is None:
+            continue
+        if header_length is None:
+            raise V2Error(400, "binary_data_size needs the Inference-Header-Content-Length header")
+        if type(size) is not int or size < 0:
+            raise V2Error(400, f"input {index}: binary_data_size must be a non-negative integer")
+        if offset + size > len(rest):
+            raise V2Error(400, f"input {index}: binary_data_size {size} runs past the body's end "
+                               f"({len(rest) - offset} bytes left)")  # fmt: skip
+        blobs[index], offset = rest[offset : offset + size], offset + size
+    if offset != len(rest):
+        raise V2Error(400, f"the body holds {len(rest) - offset} bytes beyond the inputs' binary_data_size")
+    return InferRequest(document, header, blobs)
+
+
+def parse(text: bytes) -> dict[str, Any]:
+    try:
+        document = parse_json(text)
+    except ApiError as error:  # not JSON, or NaN / Infinity named as such
+        raise V2Error(400, error.message) from None
+    if not isinstance(document, dict):
+        raise V2Error(400, "the inference request must be a JSON object")
+    return document
+
+
+def parameters(item: dict[str, Any]) -> dict[str, Any]:
+    found = item.get("parameters")
+    if found is None:
+        return {}
+    if not isinstance(found, dict):
+        raise V2Error(400, f"parameters of {str(item.get('name'))[:60]!r} must be an object")
+    return found
+
+
+def read_input(request: InferRequest, index: int, spec: TensorSpec, max_batch: int) -> Float32Array:
+    """The request's input `index` as an array of `spec`'s shape, with a batch of 1 to max_batch rows."""
+    tensor, blob = request.document["inputs"][index], request.blobs.get(index)
+    if tensor.get("datatype") != spec.datatype:
+        raise V2Error(400, f"input {spec.name!r} has datatype {spec.datatype}, not {str(tensor.get('datatype'))[:20]}")
+    shape = tensor.get("shape")
+    if not isinstance(shape, list) or not all(type(size) is int for size in shape):
+        raise V2Error(400, f"input {spec.name!r}: shape must be a list of integers")
+    if len(shape) != len(spec.shape) or shape[1:] != list(spec.shape[1:]) or shape[0] < 1:
+        raise V2Error(400, f"input {spec.name!r} has shape {list(spec.shape)} with at least 1 row, got {shape[:8]}")
+    if shape[0] > max_batch:
+        raise V2Error(413, f"at most {max_batch} rows per request, got {shape[0]}")
+    size = math.prod(shape)
+    if blob is not None:
+        if len(blob) != 4 * size:
+            raise V2Error(400, f"input {spec.name!r}: binary_data_size {len(blob)} is not {4 * size}, "
+                               f"4 bytes for each of shape {shape}'s values")  # fmt: skip
+        batch = np.frombuffer(blob, dtype="<f4").reshape(shape).astype(np.float32)
+        if not np.isfinite(batch).all():
+            raise V2Error(400, f"input {spec.name!r} holds a value that is not a finite float32 number")
+        return batch
+    return fp32_from_json(spec.name, tensor.get("data"), shape, request.header)
+
+
+def fp32_from_json(name: str, data: Any, shape: list[int], text: bytes) -> Float32Array:
+    """`data`, nested or flat in row-major order, as float32 of `shape`: numbers only, finite in float32."""
+    if not isinstance(data, list):
+        raise V2Error(400, f"input {name!r} needs data: a list of numbers, or binary_data_size")
+    try:
+        values = np.array(data)
+    except (ValueError, TypeError, RecursionError):
+        raise V2Error(400, f"input {name!r}: data must be a list of numbers, nested or flat") from None
+    if values.dtype.kind not in "iuf" or holds_boolean(text, data):
+        raise V2Error(400, f"input {name!r}: data must hold numbers only (true and false are not)")
+    if values.size != math.prod(shape):
+        raise V2Error(400, f"input {name!r}: data holds {values.size} values, shape {shape} needs {math.prod(shape)}")
+    with np.errstate(over="ignore"):
+        batch = values.reshape(shape).astype(np.float32)
+    if values.dtype.kind == "f" and not np.isfinite(batch).all():  # a float64 beyond float32's range
+        raise V2Error(400, f"input {name!r} holds a value that is not a finite float32 number")
+    return batch
+
+
+class Output(NamedTuple):
+    spec: TensorSpec
+    values: Float32Array | list[str]  # FP32 numbers, or BYTES as text
+
+
+def write_answer(head: dict[str, Any], outputs: list[tuple[Output, bool]]) -> tuple[bytes, int | None]:
+    """The answer's body, and its JSON header's length when some output is binary (None: all JSON)."""
+    tensors, blobs = [], []
+    for output, binary in outputs:
+        shape = [len(output.values), *output.spec.shape[1:]]
+        tensor: dict[str, Any] = {"name": output.spec.name, "datatype": output.spec.datatype, "shape": shape}
+        if binary:
+            blob = to_bytes(output.values)
+            tensor["parameters"] = {"binary_data_size": len(blob)}
+            blobs.append(blob)
+        else:
+            values = output.values
+            tensor["data"] = values.ravel() if isinstance(values, np.ndarray) else values
+        tensors.append(tensor)
+    header = orjson.dumps(head | {"outputs": tensors}, option=orjson.OPT_SERIALIZE_NUMPY)
+    return (header + b"".join(blobs), len(header)) if blobs else (header, None)
+
+
+def to_bytes(values: Float32Array | list[str]) -> bytes:
+    if isinstance(values, np.ndarray):
+        return values.astype("<f4").tobytes()
+    encoded = [text.encode() for text in values]
+    return b"".join(struct.pack("<I", len(item)) + item for item in encoded)
