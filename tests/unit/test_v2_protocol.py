@@ -190,49 +190,58 @@ def test_binary_infer_equals_predict(app, lambda_context, tiny_bundle):
     assert values["predictions"] == want["predictions"]
 
 
-def hostile_cases(name: str) -> dict[str, tuple[bytes | str, dict[str, str], int, str]]:
-    """Body, headers, status and a word of the error for each hostile request."""
-    good, length = binary_body(ROWS)
-    tensor = {"name": "features", "datatype": "FP32", "shape": [3, 4], "data": ROWS}
+def hostile_cases(rows: list[list[float]], max_batch: int) -> dict[str, tuple[bytes | str, dict[str, str], int, str]]:
+    """Body, headers, status and a word of the error for each hostile request to a model of rows' width."""
+    good, length = binary_body(rows)
+    header = {"inference-header-content-length": length}
+    width, n = len(rows[0]), len(rows)
+    tensor = {"name": "features", "datatype": "FP32", "shape": [n, width], "data": rows}
+    short = json.loads(good[: int(length)])
+    short["inputs"][0]["parameters"]["binary_data_size"] -= 4
+    short_header = json.dumps(short).encode()
+
+    def with_value(value: Any) -> str:
+        return json.dumps({"inputs": [tensor | {"data": [[*row[:-1], value] for row in rows]}]})
+
     return {
         "not json": ("{", {}, 400, "JSON"),
         "no inputs": ("{}", {}, 400, "inputs"),
         "wrong datatype": (json.dumps({"inputs": [tensor | {"datatype": "INT64"}]}), {}, 400, "datatype"),
         "unknown input": (json.dumps({"inputs": [tensor | {"name": "x"}]}), {}, 400, "inputs"),
         "input twice": (json.dumps({"inputs": [tensor, tensor]}), {}, 400, "inputs"),
-        "shape not the model's": (json.dumps({"inputs": [tensor | {"shape": [4, 3]}]}), {}, 400, "shape"),
-        "shape disagrees with data": (json.dumps({"inputs": [tensor | {"shape": [2, 4]}]}), {}, 400, "values"),
-        "strings in data": (json.dumps({"inputs": [tensor | {"data": [["a"] * 4] * 3}]}), {}, 400, "numbers"),
-        "booleans in data": (json.dumps({"inputs": [tensor | {"data": [[1, 2, 3, True]] * 3}]}), {}, 400, "numbers"),
-        "NaN": (json.dumps({"inputs": [tensor | {"data": [[1, 2, 3, float("nan")]] * 3}]}), {}, 400, "finite"),
-        "beyond float32": (json.dumps({"inputs": [tensor | {"data": [[1, 2, 3, 1e39]] * 3}]}), {}, 400, "finite"),
-        "too many rows": (json.dumps({"inputs": [tensor | {"shape": [9, 4], "data": [ROWS[0]] * 9}]}), {}, 413, "8"),
+        "shape not the model's": (json.dumps({"inputs": [tensor | {"shape": [n, width + 1]}]}), {}, 400, "shape"),
+        "shape disagrees with data": (json.dumps({"inputs": [tensor | {"shape": [n - 1, width]}]}), {}, 400, "values"),
+        "strings in data": (json.dumps({"inputs": [tensor | {"data": [["a"] * width] * n}]}), {}, 400, "numbers"),
+        "booleans in data": (with_value(True), {}, 400, "numbers"),
+        "NaN": (with_value(float("nan")), {}, 400, "finite"),
+        "beyond float32": (with_value(1e39), {}, 400, "finite"),
+        "too many rows": (
+            json.dumps({"inputs": [tensor | {"shape": [max_batch + 1, width], "data": [rows[0]] * (max_batch + 1)}]}),
+            {},
+            413,
+            str(max_batch),
+        ),
         "unknown output": (json.dumps({"inputs": [tensor], "outputs": [{"name": "logits"}]}), {}, 400, "logits"),
         "id not a string": (json.dumps({"inputs": [tensor], "id": 7}), {}, 400, "id"),
         "header beyond body": (good, {"inference-header-content-length": str(len(good) + 1)}, 400, "Inference"),
         "header not a number": (good, {"inference-header-content-length": "ten"}, 400, "Inference"),
-        "binary size overruns body": (good[:-4], {"inference-header-content-length": length}, 400, "past"),
-        "bytes after binary data": (good + b"\0", {"inference-header-content-length": length}, 400, "beyond"),
+        "binary size overruns body": (good[:-4], header, 400, "past"),
+        "bytes after binary data": (good + b"\0", header, 400, "beyond"),
         "binary size not the shape's": (
-            good.replace(b'"binary_data_size": 48', b'"binary_data_size": 44')[:-4],
-            {"inference-header-content-length": str(int(length) - 0)},
+            short_header + good[int(length) : -4],
+            {"inference-header-content-length": str(len(short_header))},
             400,
             "binary_data_size",
         ),
-        "binary NaN": (
-            good[:-4] + struct.pack("<f", float("nan")),
-            {"inference-header-content-length": length},
-            400,
-            "finite",
-        ),
+        "binary NaN": (good[:-4] + struct.pack("<f", float("nan")), header, 400, "finite"),
         "binary size without header": (good[: int(length)], {}, 400, "Inference-Header-Content-Length"),
     }
 
 
-@pytest.mark.parametrize("case", list(hostile_cases("m")))
+@pytest.mark.parametrize("case", list(hostile_cases(ROWS, 8)))
 def test_hostile_bodies_are_documented_4xx(app, lambda_context, tiny_bundle, case):
     name = json.loads((tiny_bundle / "model.json").read_text())["name"]
-    body, headers, want_status, word = hostile_cases(name)[case]
+    body, headers, want_status, word = hostile_cases(ROWS, 8)[case]
 
     status, response_headers, answer = call(app, lambda_context, "POST", f"/v2/models/{name}/infer", body, headers)
 
