@@ -87,18 +87,23 @@ def answer_predict(event: Mapping[str, Any]) -> tuple[int, str]:
         prediction = predict.predict(MODEL, event, MAX_BATCH, ROWS_FIT)
     except predict.ApiError as error:
         return error.status, predict.serialize(error.document())
+    record_prediction(prediction.rows, prediction.model_ms)
+    return 200, predict.serialize(prediction.answer)
+
+
+def record_prediction(rows: int, model_ms: float) -> None:
+    """The metrics of one scored batch, from POST /predict or v2 infer."""
     # Two metrics, flushed once per invocation: Predictions' SampleCount is the request count and its
     # Average the batch size, so a separate BatchSize metric would only add EMF work to every request.
-    metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=prediction.rows)
-    metrics.add_metric(name="ModelLatency", unit=MetricUnit.Milliseconds, value=prediction.model_ms)
-    return 200, predict.serialize(prediction.answer)
+    metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=rows)
+    metrics.add_metric(name="ModelLatency", unit=MetricUnit.Milliseconds, value=model_ms)
 
 
 @cache
 def v2_server() -> "v2.Server":
     import v2  # the Open Inference Protocol's routes load on their first request, off POST /predict's cold start
 
-    return v2.Server(MODEL, LOAD_ERROR, MAX_BATCH)
+    return v2.Server(MODEL, LOAD_ERROR, MAX_BATCH, record_prediction)
 
 
 @cache

@@ -20,7 +20,8 @@ app.py loads this module on the first /v2 request, so POST /predict's cold start
 
 import binascii
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote
 
@@ -36,6 +37,7 @@ HEADER_LENGTH = "inference-header-content-length"  # API Gateway's payload 2.0 l
 ROUTE = re.compile(r"/v2(?:/health/(?P<health>live|ready)|/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?"
                    r"(?P<action>/ready|/infer)?)?")  # fmt: skip
 Reply = tuple[int, dict[str, str], bytes]  # status, headers, body
+Recorder = Callable[[int, float], None]  # rows scored, model milliseconds -> metrics (app.record_prediction)
 
 
 def input_specs(model: Model) -> list[TensorSpec]:
@@ -67,8 +69,8 @@ def json_reply(status: int, document: Any) -> Reply:
 class Server:
     """The v2 routes for this container's model (None when it failed to load, with load_error saying why)."""
 
-    def __init__(self, model: Model | None, load_error: str | None, max_batch: int) -> None:
-        self.model, self.load_error, self.max_batch = model, load_error, max_batch
+    def __init__(self, model: Model | None, load_error: str | None, max_batch: int, record: Recorder) -> None:
+        self.model, self.load_error, self.max_batch, self.record = model, load_error, max_batch, record
 
     def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
         """The proxy response to an API Gateway event for a /v2 path."""
@@ -127,7 +129,9 @@ class Server:
             want = ", ".join(spec.name for spec in specs)
             raise V2Error(400, f"send the inputs {want} once each, got {', '.join(map(str, names))[:200]}")
         batch = read_input(request, names.index(specs[0].name), specs[0], self.max_batch)
+        started = time.perf_counter()
         scores = model.predict(batch)
+        model_ms = (time.perf_counter() - started) * 1000.0
         head: dict[str, Any] = {"model_name": model.name, "model_version": model.version}
         if "id" in document:
             head["id"] = document["id"]
@@ -137,6 +141,7 @@ class Server:
         if size + ENVELOPE_BYTES > LAMBDA_RESPONSE_BYTES:
             raise V2Error(413, f"the answer to {len(batch)} rows would exceed Lambda's {LAMBDA_RESPONSE_BYTES} "
                                f"byte response limit; send fewer rows or ask for binary outputs")  # fmt: skip
+        self.record(len(batch), model_ms)
         headers = {"Content-Type": "application/json"}
         if header_length is not None:
             headers = {

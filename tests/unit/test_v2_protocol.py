@@ -294,3 +294,16 @@ def test_no_body_gets_a_5xx(app, lambda_context, tiny_bundle, document, header, 
     status, _, answer = call(app, lambda_context, "POST", f"/v2/models/{name}/infer", body, headers)
 
     assert status == 200 or (400 <= status < 500 and isinstance(json.loads(answer)["error"], str))
+
+
+def test_infer_records_the_same_metrics_as_predict(app, lambda_context, tiny_bundle, capsys):
+    name = json.loads((tiny_bundle / "model.json").read_text())["name"]
+    capsys.readouterr()
+
+    call(app, lambda_context, "POST", f"/v2/models/{name}/infer", infer_body(ROWS))
+    call(app, lambda_context, "POST", f"/v2/models/{name}/infer", "{")
+
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    documents = [line for line in lines if "_aws" in line and "Predictions" in line]
+    assert [document["Predictions"] for document in documents] == [[3]]
+    assert 0 < documents[0]["ModelLatency"][0] < 10_000
