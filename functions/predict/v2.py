@@ -36,6 +36,9 @@ HEADER_LENGTH = "inference-header-content-length"  # API Gateway's payload 2.0 l
 # /v2, /v2/health/{live,ready}, /v2/models/{name}[/versions/{version}][/ready|/infer]
 ROUTE = re.compile(r"/v2(?:/health/(?P<health>live|ready)|/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?"
                    r"(?P<action>/ready|/infer)?)?")  # fmt: skip
+# Each route's method and what ROUTE found in its path.
+ROUTES = {("GET", "server"), ("GET", "live"), ("GET", "ready"), ("GET", "model"), ("GET", "/ready"),
+          ("POST", "/infer")}  # fmt: skip
 Reply = tuple[int, dict[str, str], bytes]  # status, headers, body
 Recorder = Callable[[int, float], None]  # rows scored, model milliseconds -> metrics (app.record_prediction)
 
@@ -137,7 +140,7 @@ class Server:
             head["id"] = document["id"]
         body, header_length = write_answer(head, chosen_outputs(model, document, answer(model, scores)))
         # The body is escaped into the proxy response: JSON as a string, binary as base64.
-        size = len(body) + body.count(b'"') if header_length is None else 4 * len(body) // 3
+        size = len(body) + body.count(b'"') + body.count(b"\\") if header_length is None else 4 * len(body) // 3
         if size + ENVELOPE_BYTES > LAMBDA_RESPONSE_BYTES:
             raise V2Error(413, f"the answer to {len(batch)} rows would exceed Lambda's {LAMBDA_RESPONSE_BYTES} "
                                f"byte response limit; send fewer rows or ask for binary outputs")  # fmt: skip
@@ -184,7 +187,3 @@ def read_body(event: Mapping[str, Any]) -> bytes:
         return binascii.a2b_base64(body, strict_mode=True)
     except (binascii.Error, ValueError) as error:
         raise V2Error(400, f"the body is flagged base64 but is not valid base64: {error}") from None
-
-
-ROUTES = {("GET", "server"), ("GET", "live"), ("GET", "ready"), ("GET", "model"), ("GET", "/ready"),
-          ("POST", "/infer")}  # fmt: skip

@@ -307,3 +307,12 @@ def test_infer_records_the_same_metrics_as_predict(app, lambda_context, tiny_bun
     documents = [line for line in lines if "_aws" in line and "Predictions" in line]
     assert [document["Predictions"] for document in documents] == [[3]]
     assert 0 < documents[0]["ModelLatency"][0] < 10_000
+
+
+def test_an_answer_beyond_lambdas_limit_is_413(app, lambda_context, tiny_bundle):
+    name = json.loads((tiny_bundle / "model.json").read_text())["name"]
+    echoed_id = '"' * (3 * 1024 * 1024)  # 3 MB of quotes, 6 MB once escaped into the proxy response
+
+    status, _, answer = call(app, lambda_context, "POST", f"/v2/models/{name}/infer", infer_body(ROWS, id=echoed_id))
+
+    assert status == 413 and "6291456" in json.loads(answer)["error"]
