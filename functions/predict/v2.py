@@ -164,15 +164,15 @@ def chosen_outputs(
     specs: dict[str, TensorSpec], document: dict[str, Any], answered: dict[str, Any]
 ) -> list[tuple[Output, bool]]:
     """The outputs the request asks for (all when it names none), each with whether it is sent binary."""
-    if "outputs" not in document and "parameters" not in document:  # the usual request: every output, JSON
-        return [(Output(spec, answered[name]), False) for name, spec in specs.items()]
     parameters = document.get("parameters") or {}
     if not isinstance(parameters, dict):
         raise V2Error(400, "parameters must be an object")
     binary_default = parameters.get("binary_data_output", False)
+    if not isinstance(binary_default, bool):
+        raise V2Error(400, "binary_data_output must be true or false")
     requested = document.get("outputs")
-    if requested is None:
-        requested = [{"name": name} for name in specs]
+    if requested is None:  # the usual request: every output
+        return [(Output(spec, answered[name]), binary_default) for name, spec in specs.items()]
     if not isinstance(requested, list) or not all(isinstance(item, dict) for item in requested):
         raise V2Error(400, 'outputs must be a list of {"name": ...} objects')
     chosen = []
@@ -183,7 +183,7 @@ def chosen_outputs(
         options = item.get("parameters") or {}
         binary = options.get("binary_data", binary_default) if isinstance(options, dict) else None
         if not isinstance(binary, bool):
-            raise V2Error(400, f"output {name!r}: binary_data and binary_data_output must be true or false")
+            raise V2Error(400, f"output {name!r}: binary_data must be true or false")
         chosen.append((Output(specs[name], answered[name]), binary))
     return chosen
 

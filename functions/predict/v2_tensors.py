@@ -166,6 +166,6 @@ def write_answer(head: dict[str, Any], outputs: list[tuple[Output, bool]]) -> tu
 
 def to_bytes(values: Float32Array | list[str]) -> bytes:
     if isinstance(values, np.ndarray):
-        return values.astype("<f4").tobytes()
+        return np.asarray(values, dtype="<f4").tobytes()  # no copy: float32 is little-endian here
     encoded = [text.encode() for text in values]
     return b"".join(struct.pack("<I", len(item)) + item for item in encoded)

@@ -316,3 +316,18 @@ def test_an_answer_beyond_lambdas_limit_is_413(app, lambda_context, tiny_bundle)
     status, _, answer = call(app, lambda_context, "POST", f"/v2/models/{name}/infer", infer_body(ROWS, id=echoed_id))
 
     assert status == 413 and "6291456" in json.loads(answer)["error"]
+
+
+def test_regression_infer_equals_predict(load_predict_app, tiny_regression_bundle, lambda_context):
+    app = load_predict_app(tiny_regression_bundle)
+    name = json.loads((tiny_regression_bundle / "model.json").read_text())["name"]
+    body, length = binary_body(ROWS, [{"name": "predictions", "parameters": {"binary_data": True}}])
+
+    status, headers, answer = call(app, lambda_context, "POST", f"/v2/models/{name}/infer", body,
+                                   {"inference-header-content-length": length})  # fmt: skip
+
+    assert status == 200
+    header, values = split_binary_answer(answer, int(headers["Inference-Header-Content-Length"]))
+    assert header["outputs"][0]["shape"] == [3]
+    want = predict_answer(app, lambda_context, ROWS)["predictions"]
+    assert np.array_equal(values["predictions"], np.float32(want))
