@@ -58,8 +58,7 @@ def split_body(body: bytes, header_length: str | None) -> InferRequest:
         raise V2Error(400, 'send {"inputs": [{"name", "shape", "datatype", "data"}]}: a non-empty list of tensors')
     blobs, offset = {}, 0
     for index, tensor in enumerate(inputs):
-        size = parameters(tensor).get("binary_data_size")
-        if size is None:
+        if "parameters" not in tensor or (size := parameters(tensor).get("binary_data_size")) is None:
             continue
         if header_length is None:
             raise V2Error(400, "binary_data_size needs the Inference-Header-Content-Length header")
