@@ -4,6 +4,8 @@ to POST /predict's, the binary tensor extension, and every hostile body a docume
 import base64
 import json
 import struct
+import subprocess
+import sys
 from typing import Any
 
 import numpy as np
@@ -11,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import read_event
+from tests.conftest import FUNCTION_DIR, read_event
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics:UserWarning")
 
@@ -331,3 +333,33 @@ def test_regression_infer_equals_predict(load_predict_app, tiny_regression_bundl
     assert header["outputs"][0]["shape"] == [3]
     want = predict_answer(app, lambda_context, ROWS)["predictions"]
     assert np.array_equal(values["predictions"], np.float32(want))
+
+
+V2_COLD_START = """
+import json, sys
+sys.path.insert(0, {function_dir!r})
+import app
+from tests.unit.test_v2_protocol import event, infer_body, ROWS
+
+class Context:
+    function_name, function_version, memory_limit_in_mb, aws_request_id = "PredictFunction", "$LATEST", 1024, "id"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:PredictFunction"
+
+before = "v2" in sys.modules
+response = app.lambda_handler(event("POST", f"/v2/models/{{app.MODEL.name}}/infer", infer_body(ROWS)), Context())
+print(json.dumps([before, response["statusCode"], "v2" in sys.modules,
+                  "aws_lambda_powertools.event_handler" in sys.modules]))
+"""
+
+
+def test_v2_loads_on_its_first_request_without_the_resolver(tiny_bundle):
+    script = V2_COLD_START.format(function_dir=str(FUNCTION_DIR))
+    environment = {"MODEL_DIR": str(tiny_bundle), "POWERTOOLS_TRACE_DISABLED": "true", "PATH": "/usr/bin:/bin",
+                   "POWERTOOLS_METRICS_NAMESPACE": "Test", "PYTHONPATH": str(FUNCTION_DIR.parents[1])}  # fmt: skip
+
+    result = subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True, text=True,
+                            check=False, timeout=120)  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    # Not loaded at init; loaded and answered by the first v2 request, without powertools' event handler.
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [False, 200, True, False]
