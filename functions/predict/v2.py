@@ -159,9 +159,7 @@ class Server:
         return 200, headers, body
 
 
-def chosen_outputs(
-    specs: dict[str, TensorSpec], document: dict[str, Any], answered: dict[str, Any]
-) -> list[tuple[Output, bool]]:
+def chosen_outputs(specs: dict[str, TensorSpec], document: dict[str, Any], answered: dict[str, Any]) -> list[Output]:
     """The outputs the request asks for (all when it names none), each with whether it is sent binary."""
     parameters = document.get("parameters") or {}
     if not isinstance(parameters, dict):
@@ -171,7 +169,7 @@ def chosen_outputs(
         raise V2Error(400, "binary_data_output must be true or false")
     requested = document.get("outputs")
     if requested is None:  # the usual request: every output
-        return [(Output(spec, answered[name]), binary_default) for name, spec in specs.items()]
+        return [Output(spec, answered[name], binary_default) for name, spec in specs.items()]
     if not isinstance(requested, list) or not all(isinstance(item, dict) for item in requested):
         raise V2Error(400, 'outputs must be a list of {"name": ...} objects')
     chosen = []
@@ -183,7 +181,7 @@ def chosen_outputs(
         binary = options.get("binary_data", binary_default) if isinstance(options, dict) else None
         if not isinstance(binary, bool):
             raise V2Error(400, f"output {name!r}: binary_data must be true or false")
-        chosen.append((Output(specs[name], answered[name]), binary))
+        chosen.append(Output(specs[name], answered[name], binary))
     return chosen
 
 
