@@ -115,6 +115,11 @@ def run_submit(args: argparse.Namespace) -> int:
             raise UserError(f"{flag} applies to --backend {backend} only")
     settings = read_settings(args.config, args.set)
     network = network_of(args)
+    if args.backend == "sagemaker" and network.isolated and settings.get("mask_key_secret"):
+        raise UserError(
+            "setting mask_key_secret: an isolated SageMaker job cannot reach Secrets Manager; pass "
+            "--no-network-isolation, or use --backend batch"
+        )
     data = args.data or settings.get("data")
     target = args.target or settings.get("target")
     settings = {key: value for key, value in settings.items() if key not in ("data", "target")}

@@ -177,6 +177,12 @@ BAD_SETTINGS = {
         ["--config", "train.yaml"],
         "sml: error: --config train.yaml: unknown setting 'hiden_size' (did you mean 'hidden_size'?); ",
     ),
+    "a masking key an isolated job cannot fetch": (
+        "sagemaker",
+        ["--set", "mask=email", "--set", "mask_key_secret=serverless-ml/mask-key"],
+        "sml: error: setting mask_key_secret: an isolated SageMaker job cannot reach Secrets Manager; pass "
+        "--no-network-isolation, or use --backend batch\n",
+    ),
     "settings that contradict each other": (
         "batch",
         ["--set", "model=cnn"],

@@ -106,3 +106,19 @@ def test_rules_refuse_a_given_key_and_a_created_one_together(translated: dict[st
     ]
     assert rule_violations(translated, CreateKmsKey="true") == []
     assert rule_violations(translated, KmsKeyArn=GIVEN_KEY) == []
+
+
+def test_training_jobs_read_only_the_stack_s_mask_key_secret(translated: dict[str, Any]) -> None:
+    policy = deployed(translated)["Resources"]["TrainingArtifactsPolicy"]["Properties"]
+
+    secrets = [
+        s for s in policy["PolicyDocument"]["Statement"] if any("secretsmanager:" in a for a in as_list(s["Action"]))
+    ]
+
+    assert [(s["Action"], s["Resource"]) for s in secrets] == [
+        (
+            "secretsmanager:GetSecretValue",
+            {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
+                        "${AWS::StackName}/mask-key-*"},
+        )
+    ]  # fmt: skip

@@ -102,6 +102,24 @@ def test_a_masked_column_reaches_neither_model_nor_card_as_raw_values(
     assert b"example.com" not in bundle and KEY.encode() not in bundle
 
 
+def test_a_masked_feature_is_a_categorical_one_whose_vocabulary_holds_hashes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    owners = [f"team.{i % 3}@example.com" for i in range(ROWS)]
+    data, out = digits_with(tmp_path, owner=owners), tmp_path / "bundle"
+    monkeypatch.setenv(MASK_KEY_ENV, KEY)
+
+    code = train(data, out, "--target", "label", "--mask", "owner")
+
+    assert code == 0
+    card = json.loads((out / "model.json").read_text())
+    (owner,) = [feature for feature in card["input"]["features"] if feature["name"] == "owner"]
+    assert owner["kind"] == "categorical"
+    assert sorted(owner["values"]) == sorted(expected_hash(f"team.{i}@example.com") for i in range(3))
+    bundle = b"".join(path.read_bytes() for path in out.iterdir())
+    assert b"example.com" not in bundle and KEY.encode() not in bundle
+
+
 def test_mask_without_a_key_is_refused_with_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
