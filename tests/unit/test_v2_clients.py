@@ -14,7 +14,7 @@ from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
 from kserve.protocol.infer_type import RequestedOutput
 
 from tests.projects import LocalApi, predict_project, serving
-from tests.unit.test_v2_categories import penguin_rows, read_card, v2_inputs
+from tests.unit.test_v2_categories import CASES, hostile_bytes_cases, penguin_rows, read_card, v2_inputs
 from tests.unit.test_v2_protocol import hostile_cases
 
 ROWS = np.random.default_rng(18).uniform(0, 16, size=(64, 64)).astype(np.float32)
@@ -203,3 +203,18 @@ def test_kserve_categorical_infer_equals_predict(penguins_server, penguins, bina
     probabilities, predictions = response.outputs
     assert np.array_equal(probabilities.as_numpy(), np.float32(want["probabilities"]))
     assert texts(predictions.as_numpy()) == want["predictions"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_hostile_bytes_through_the_gateway_are_documented_400s(penguins_server, penguins, case):
+    card = penguins[0]
+    body, headers, word = hostile_bytes_cases(card)[case]
+    content_type = "application/octet-stream" if isinstance(body, bytes) else "application/json"
+    data = body if isinstance(body, bytes) else body.encode()
+
+    status, response_headers, answer = penguins_server.request(
+        "POST", f"/v2/models/{card['name']}/infer", data, headers | {"Content-Type": content_type}
+    )
+
+    assert (status, response_headers["Content-Type"]) == (400, "application/json")
+    assert word in json.loads(answer)["error"]
