@@ -36,7 +36,7 @@ from urllib.parse import unquote
 from contract import LAMBDA_RESPONSE_BYTES
 from model import Model
 from predict import ENVELOPE_BYTES, answer, model_unavailable, serialize
-from v2_tensors import Output, TensorSpec, V2Error, read_input, split_body, write_answer
+from v2_tensors import TensorSpec, V2Error, chosen_outputs, read_input, split_body, write_answer
 
 SERVER = {"name": "serverless-ml", "version": "1", "extensions": ["binary_tensor_data"]}
 PLATFORM = "onnx_onnxv1"
@@ -176,32 +176,6 @@ class Server:
                 "Inference-Header-Content-Length": str(header_length),
             }
         return 200, headers, body
-
-
-def chosen_outputs(specs: dict[str, TensorSpec], document: dict[str, Any], answered: dict[str, Any]) -> list[Output]:
-    """The outputs the request asks for (all when it names none), each with whether it is sent binary."""
-    parameters = document.get("parameters") or {}
-    if not isinstance(parameters, dict):
-        raise V2Error(400, "parameters must be an object")
-    binary_default = parameters.get("binary_data_output", False)
-    if not isinstance(binary_default, bool):
-        raise V2Error(400, "binary_data_output must be true or false")
-    requested = document.get("outputs")
-    if requested is None:  # the usual request: every output
-        return [Output(spec, answered[name], binary_default) for name, spec in specs.items()]
-    if not isinstance(requested, list) or not all(isinstance(item, dict) for item in requested):
-        raise V2Error(400, 'outputs must be a list of {"name": ...} objects')
-    chosen = []
-    for item in requested:
-        name = item.get("name")
-        if name not in specs:
-            raise V2Error(400, f"no output {str(name)[:60]!r}: the model's outputs are {', '.join(specs)}")
-        options = item.get("parameters") or {}
-        binary = options.get("binary_data", binary_default) if isinstance(options, dict) else None
-        if not isinstance(binary, bool):
-            raise V2Error(400, f"output {name!r}: binary_data must be true or false")
-        chosen.append(Output(specs[name], answered[name], binary))
-    return chosen
 
 
 def response_size(body: bytes, is_json: bool) -> int:
