@@ -15,8 +15,8 @@ Refusals are the protocol's `{"error": "..."}`:
 
     400  the body is not JSON, or flagged base64 but is not; the inference header's length or a binary_data_size
          does not fit the body; an input is missing, unknown or repeated, or its datatype, shape or data
-         disagree with the model; a value is not a finite float32; a BYTES input holds something other than
-         rows strings, a category over records.MAX_CATEGORY_CHARS characters, or binary elements whose 4-byte
+         disagree with the model; a value is not a finite float32; a BYTES input holds other than one string
+         per row, a category over records.MAX_CATEGORY_CHARS characters, or binary elements whose 4-byte
          lengths do not fit its data exactly, or text that is not UTF-8; an output name is unknown
     404  no such v2 route, or a model name or version other than the one served
     413  more than MAX_BATCH rows, or an answer beyond Lambda's 6 MB response limit
