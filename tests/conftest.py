@@ -97,7 +97,7 @@ def load_event() -> Callable[[str], dict[str, Any]]:
 
 FUNCTION_DIR = ROOT / "functions" / "predict"
 FUNCTION_MODULES = ("app", "api", "predict", "model", "contract", "openapi_doc", "card_view", "envelope", "records",
-                    "openapi_v2", "v2", "v2_tensors")  # fmt: skip
+                    "openapi_v2", "v2", "v2_categories", "v2_tensors")  # fmt: skip
 
 
 def import_predict_app(monkeypatch: pytest.MonkeyPatch, model_dir: Path, **env: str) -> ModuleType:

@@ -19,6 +19,10 @@ ERRORS = {
 }
 STRING, BOOLEAN, INTEGERS = {"type": "string"}, {"type": "boolean"}, {"type": "array", "items": {"type": "integer"}}
 TENSOR_PROPERTIES: dict[str, Any] = {"name": STRING, "datatype": STRING, "shape": INTEGERS}
+DATA: dict[str, dict[str, Any]] = {
+    "FP32": {"type": "array", "description": "The values, nested or flat in row-major order: finite numbers"},
+    "BYTES": {"type": "array", "items": {"type": "string"}, "description": 'One category per row ("" when missing)'},
+}
 TENSOR_METADATA = {"type": "object", "required": ["name", "datatype", "shape"], "properties": TENSOR_PROPERTIES}
 
 
@@ -49,8 +53,23 @@ def input_schema(spec: TensorSpec, max_batch: int) -> dict[str, Any]:
             "maxItems": len(spec.shape),
             "description": f"{rows}, 1 to {max_batch} rows",
         },
-        data={"type": "array", "description": "The values, nested or flat in row-major order: finite numbers"},
+        data=DATA[spec.datatype],
     )
+
+
+def example_inputs(model: Model) -> list[dict[str, Any]]:
+    """The card's first sample row as v2 inputs: its numbers as `features`, each category as its own BYTES input."""
+    row = model.card["sample"]["instances"][0]
+    if model.schema is None:
+        return [{"name": "features", "datatype": "FP32", "shape": [1, *model.row_shape], "data": [row]}]
+    from records import in_order
+
+    values = in_order(row, model.schema, 0)
+    kinds = list(zip(model.schema.names, model.schema.categorical, values, strict=True))
+    numbers = [value for _, categorical, value in kinds if not categorical]
+    inputs = [{"name": "features", "datatype": "FP32", "shape": [1, len(numbers)], "data": [numbers]}]
+    return inputs + [{"name": name, "datatype": "BYTES", "shape": [1], "data": [value or ""]}
+                     for name, categorical, value in kinds if categorical]  # fmt: skip
 
 
 def infer_operation(model: Model, max_batch: int) -> dict[str, Any]:
@@ -71,8 +90,7 @@ def infer_operation(model: Model, max_batch: int) -> dict[str, Any]:
             "outputs": {"type": "array", "items": requested},
         },
     }
-    sample = model.card["sample"]["instances"][:1]
-    example = {"inputs": [{"name": "features", "datatype": "FP32", "shape": [1, *model.row_shape], "data": sample}]}
+    example = {"inputs": example_inputs(model)}
     output = TENSOR_METADATA | {"properties": TENSOR_PROPERTIES | {"data": {"type": "array"}}}
     answer = obj(model_name=STRING, model_version=STRING, outputs={"type": "array", "items": output})
     answer["properties"]["id"] = STRING

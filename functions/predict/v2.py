@@ -6,11 +6,18 @@
     GET  /v2/models/{name}[/versions/{version}]/ready    200 {"name", "ready": true}
     POST /v2/models/{name}[/versions/{version}]/infer    JSON tensors, or binary ones (Inference-Header-Content-Length)
 
+A model's inputs are its numeric features as one FP32 tensor `features` [rows, n], and, for a model whose
+card lists categorical features, each of those as a BYTES tensor [rows] named as in the card: one tensor
+per feature, so a client names the columns it sends. "" is the missing category, as POST /predict's null
+(v2_categories.py reads them).
+
 Refusals are the protocol's `{"error": "..."}`:
 
     400  the body is not JSON, or flagged base64 but is not; the inference header's length or a binary_data_size
          does not fit the body; an input is missing, unknown or repeated, or its datatype, shape or data
-         disagree with the model; a value is not a finite float32; an output name is unknown
+         disagree with the model; a value is not a finite float32; a BYTES input holds other than one string
+         per row, a category over records.MAX_CATEGORY_CHARS characters, or binary elements whose 4-byte
+         lengths do not fit its data exactly, or text that is not UTF-8; an output name is unknown
     404  no such v2 route, or a model name or version other than the one served
     413  more than MAX_BATCH rows, or an answer beyond Lambda's 6 MB response limit
     503  the model is not loaded (the bundle is missing or breaks its contract; GET /health says why)
@@ -29,7 +36,7 @@ from urllib.parse import unquote
 from contract import LAMBDA_RESPONSE_BYTES
 from model import Model
 from predict import ENVELOPE_BYTES, answer, model_unavailable, serialize
-from v2_tensors import Output, TensorSpec, V2Error, read_input, split_body, write_answer
+from v2_tensors import TensorSpec, V2Error, chosen_outputs, read_input, split_body, write_answer
 
 SERVER = {"name": "serverless-ml", "version": "1", "extensions": ["binary_tensor_data"]}
 PLATFORM = "onnx_onnxv1"
@@ -45,8 +52,13 @@ Recorder = Callable[[int, float], None]  # rows scored, model milliseconds -> me
 
 
 def input_specs(model: Model) -> list[TensorSpec]:
-    # A categorical model's string input joins this list as TensorSpec(name, "BYTES", (-1,)).
-    return [TensorSpec(model.input_name, "FP32", (-1, *model.row_shape))]
+    """The numeric features as one FP32 tensor, then each categorical feature as BYTES [-1], named as in the card."""
+    numeric = TensorSpec(model.input_name, "FP32", (-1, *model.row_shape))
+    if model.schema is None:
+        return [numeric]
+    from v2_categories import category_specs  # models with categorical inputs only
+
+    return [numeric, *category_specs(model.schema)]
 
 
 def output_specs(model: Model) -> list[TensorSpec]:
@@ -139,8 +151,15 @@ class Server:
             raise V2Error(400, f"send the inputs {', '.join(self.input_names)} once each, "
                                f"got {', '.join(map(str, names))[:200]}")  # fmt: skip
         batch = read_input(request, names.index(self.inputs[0].name), self.inputs[0], self.max_batch)
-        started = time.perf_counter()
-        scores = model.predict(batch)
+        if model.schema is None:
+            started = time.perf_counter()
+            scores = model.predict(batch)
+        else:
+            from v2_categories import read_categories
+
+            categories = read_categories(request, names, self.inputs[1:], len(batch))
+            started = time.perf_counter()
+            scores = model.predict_categories(batch, categories)
         model_ms = (time.perf_counter() - started) * 1000.0
         head: dict[str, Any] = {"model_name": model.name, "model_version": model.version}
         if "id" in document:
@@ -157,32 +176,6 @@ class Server:
                 "Inference-Header-Content-Length": str(header_length),
             }
         return 200, headers, body
-
-
-def chosen_outputs(specs: dict[str, TensorSpec], document: dict[str, Any], answered: dict[str, Any]) -> list[Output]:
-    """The outputs the request asks for (all when it names none), each with whether it is sent binary."""
-    parameters = document.get("parameters") or {}
-    if not isinstance(parameters, dict):
-        raise V2Error(400, "parameters must be an object")
-    binary_default = parameters.get("binary_data_output", False)
-    if not isinstance(binary_default, bool):
-        raise V2Error(400, "binary_data_output must be true or false")
-    requested = document.get("outputs")
-    if requested is None:  # the usual request: every output
-        return [Output(spec, answered[name], binary_default) for name, spec in specs.items()]
-    if not isinstance(requested, list) or not all(isinstance(item, dict) for item in requested):
-        raise V2Error(400, 'outputs must be a list of {"name": ...} objects')
-    chosen = []
-    for item in requested:
-        name = item.get("name")
-        if name not in specs:
-            raise V2Error(400, f"no output {str(name)[:60]!r}: the model's outputs are {', '.join(specs)}")
-        options = item.get("parameters") or {}
-        binary = options.get("binary_data", binary_default) if isinstance(options, dict) else None
-        if not isinstance(binary, bool):
-            raise V2Error(400, f"output {name!r}: binary_data must be true or false")
-        chosen.append(Output(specs[name], answered[name], binary))
-    return chosen
 
 
 def response_size(body: bytes, is_json: bool) -> int:

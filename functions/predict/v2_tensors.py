@@ -149,6 +149,32 @@ class Output(NamedTuple):
     binary: bool  # sent after the JSON (binary tensor data extension), else as JSON data
 
 
+def chosen_outputs(specs: dict[str, TensorSpec], document: dict[str, Any], answered: dict[str, Any]) -> list[Output]:
+    """The outputs the request asks for (all when it names none), each with whether it is sent binary."""
+    settings = document.get("parameters") or {}
+    if not isinstance(settings, dict):
+        raise V2Error(400, "parameters must be an object")
+    binary_default = settings.get("binary_data_output", False)
+    if not isinstance(binary_default, bool):
+        raise V2Error(400, "binary_data_output must be true or false")
+    requested = document.get("outputs")
+    if requested is None:  # the usual request: every output
+        return [Output(spec, answered[name], binary_default) for name, spec in specs.items()]
+    if not isinstance(requested, list) or not all(isinstance(item, dict) for item in requested):
+        raise V2Error(400, 'outputs must be a list of {"name": ...} objects')
+    chosen = []
+    for item in requested:
+        name = item.get("name")
+        if name not in specs:
+            raise V2Error(400, f"no output {str(name)[:60]!r}: the model's outputs are {', '.join(specs)}")
+        options = item.get("parameters") or {}
+        binary = options.get("binary_data", binary_default) if isinstance(options, dict) else None
+        if not isinstance(binary, bool):
+            raise V2Error(400, f"output {name!r}: binary_data must be true or false")
+        chosen.append(Output(specs[name], answered[name], binary))
+    return chosen
+
+
 def write_answer(head: dict[str, Any], outputs: list[Output]) -> tuple[bytes, int | None]:
     """The answer's body, and its JSON header's length when some output is binary (None: all JSON)."""
     tensors, blobs = [], []

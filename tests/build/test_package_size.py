@@ -127,6 +127,7 @@ def test_package_fits_lambda_and_holds_only_serving_code(function_dir, lambda_la
         "predict.py",
         "records.py",
         "v2.py",
+        "v2_categories.py",
         "v2_tensors.py",
     ]
 
@@ -216,7 +217,7 @@ def test_package_function_ships_hash_based_bytecode(tmp_path):
 
     tag = f"cpython-{LOCAL_VERSION.replace('.', '')}"
     for module in ("api", "app", "card_view", "envelope", "model", "openapi_doc", "openapi_v2", "predict", "records", "v2",
-                   "v2_tensors"):
+                   "v2_categories", "v2_tensors"):
         bytecode = artifacts / "__pycache__" / f"{module}.{tag}.pyc"
         assert bytecode.read_bytes()[4:8] == (1).to_bytes(4, "little"), module  # unchecked: /var/task is read-only
 

@@ -76,7 +76,8 @@ class Context:
 
 def imported():
     names = ("aws_lambda_powertools.event_handler", "aws_xray_sdk", "pydantic", "numpy.typing",
-             "aws_lambda_powertools.utilities.typing", "envelope", "boto3", "cryptography", "v2", "v2_tensors")
+             "aws_lambda_powertools.utilities.typing", "envelope", "boto3", "cryptography", "v2", "v2_tensors",
+             "v2_categories")
     return [name for name in names if name in sys.modules]
 
 report = {{"init": imported()}}

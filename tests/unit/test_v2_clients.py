@@ -1,5 +1,5 @@
 """Triton's and KServe's own clients against `sml serve` on 127.0.0.1: health, metadata, and inference with
-JSON and binary tensors, whose outputs equal POST /predict's for the same rows."""
+JSON and binary tensors, categorical ones too, whose outputs equal POST /predict's for the same rows."""
 
 import asyncio
 import json
@@ -14,6 +14,7 @@ from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
 from kserve.protocol.infer_type import RequestedOutput
 
 from tests.projects import LocalApi, predict_project, serving
+from tests.unit.test_v2_categories import CASES, hostile_bytes_cases, penguin_rows, read_card, v2_inputs
 from tests.unit.test_v2_protocol import hostile_cases
 
 ROWS = np.random.default_rng(18).uniform(0, 16, size=(64, 64)).astype(np.float32)
@@ -142,4 +143,78 @@ def test_hostile_bodies_through_the_gateway_are_documented_4xx(server, card, cas
     )
 
     assert (status, response_headers["Content-Type"]) == (want_status, "application/json")
+    assert word in json.loads(answer)["error"]
+
+
+@pytest.fixture(scope="module")
+def penguins_server(tmp_path_factory: pytest.TempPathFactory, penguins_bundle: Path) -> Iterator[LocalApi]:
+    with serving(predict_project(tmp_path_factory.mktemp("v2-penguins"), penguins_bundle)) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def penguins(penguins_server: LocalApi, penguins_bundle: Path) -> tuple[dict[str, Any], list[Any], dict[str, Any]]:
+    """The penguins card, rows with known, unseen and missing categories as v2 tensors, and POST /predict's answer."""
+    card = read_card(penguins_bundle)
+    rows = penguin_rows(card)
+    status, _, body = penguins_server.request("POST", "/predict", json.dumps({"instances": rows}).encode(),
+                                              {"Content-Type": "application/json"})  # fmt: skip
+    assert status == 200
+    return card, v2_inputs(card, rows), json.loads(body)
+
+
+def client_inputs(kind: Any, tensors: list[dict[str, Any]], binary: bool) -> list[Any]:
+    """The tensors as a client's InferInput objects: FP32 numbers, BYTES an object array of str."""
+    made = []
+    for tensor in tensors:
+        values = np.array(tensor["data"], dtype=np.float32 if tensor["datatype"] == "FP32" else object)
+        item = kind(tensor["name"], list(values.shape), tensor["datatype"])
+        item.set_data_from_numpy(values, binary_data=binary)
+        made.append(item)
+    return made
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
+def test_triton_categorical_infer_equals_predict(penguins_server, penguins, binary):
+    card, tensors, want = penguins
+    client = triton.InferenceServerClient(penguins_server.url.removeprefix("http://"))
+    try:
+        metadata = client.get_model_metadata(card["name"])
+        outputs = [triton.InferRequestedOutput(name, binary_data=binary) for name in ("probabilities", "predictions")]
+        result = client.infer(card["name"], client_inputs(triton.InferInput, tensors, binary), outputs=outputs)
+    finally:
+        client.close()
+
+    assert [(tensor["name"], tensor["datatype"]) for tensor in metadata["inputs"]] == [
+        (tensor["name"], tensor["datatype"]) for tensor in tensors
+    ]
+    assert np.array_equal(result.as_numpy("probabilities"), np.float32(want["probabilities"]))
+    assert texts(result.as_numpy("predictions")) == want["predictions"]
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
+def test_kserve_categorical_infer_equals_predict(penguins_server, penguins, binary):
+    card, tensors, want = penguins
+    outputs = [RequestedOutput(name, {"binary_data": binary}) for name in ("probabilities", "predictions")]
+    request = InferRequest(card["name"], client_inputs(InferInput, tensors, binary), request_outputs=outputs)
+
+    response = kserve_call("infer", penguins_server.url, request, model_name=card["name"])
+
+    probabilities, predictions = response.outputs
+    assert np.array_equal(probabilities.as_numpy(), np.float32(want["probabilities"]))
+    assert texts(predictions.as_numpy()) == want["predictions"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_hostile_bytes_through_the_gateway_are_documented_400s(penguins_server, penguins, case):
+    card = penguins[0]
+    body, headers, word = hostile_bytes_cases(card)[case]
+    content_type = "application/octet-stream" if isinstance(body, bytes) else "application/json"
+    data = body if isinstance(body, bytes) else body.encode()
+
+    status, response_headers, answer = penguins_server.request(
+        "POST", f"/v2/models/{card['name']}/infer", data, headers | {"Content-Type": content_type}
+    )
+
+    assert (status, response_headers["Content-Type"]) == (400, "application/json")
     assert word in json.loads(answer)["error"]
