@@ -1,4 +1,5 @@
 # The commands you need; CI runs `make test`. Every target creates .venv/ when it is missing.
+# ARGS=... passes flags to a benchmark's script: make bench-serving ARGS=--quick
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -72,7 +73,7 @@ rehearse: $(STAMP) tools
 	$(BIN)/pytest -q -m rehearsal tests/build/test_rehearsal.py
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/train_throughput.py
+	$(BIN)/python benchmarks/train_throughput.py $(ARGS)
 
 bench-serving: $(STAMP)
-	$(BIN)/python benchmarks/serving.py
+	$(BIN)/python benchmarks/serving.py $(ARGS)

@@ -27,12 +27,13 @@ class Promotion:
     previous: dict[str, Any] | None  # the card it replaced, if there was one
 
 
-def promote(source: str, function_dir: Path, session: boto3.Session | None = None) -> Promotion:
+def promote(source: str, function_dir: Path, session: boto3.Session | None = None, *, force: bool = False) -> Promotion:
     """Fetch `source` (a folder or an s3:// prefix, read with `session`) beside `function_dir/model`, have the
     function's own loader check the copy, then swap it in. Any failure changes nothing and leaves no staging.
 
     Raises:
-        UserError: the source is missing or the bundle fails a check (BundleError names which).
+        UserError: the source is missing, the bundle fails a check (BundleError names which), or it is a
+            --dry-run bundle and `force` is not set.
     """
     if not function_dir.is_dir():
         raise UserError(f"function folder {function_dir} not found; pass --function-dir")
@@ -47,6 +48,11 @@ def promote(source: str, function_dir: Path, session: boto3.Session | None = Non
         if not (staging / MODEL_FILE).is_file() or not (staging / CARD_FILE).is_file():
             raise BundleError(f"{source} is not a bundle: it needs {MODEL_FILE} and {CARD_FILE}")
         bundle = check_with_function(function_dir, staging)  # the copies that will be served, not the source
+        if is_dry_run(bundle.card) and not force:
+            raise UserError(
+                f"{source} is a --dry-run bundle (one batch of one epoch), not a trained model; train without "
+                "--dry-run, or pass --force to serve it anyway"
+            )
         previous = read_previous_card(model_dir)
         publish(staging, model_dir, (MODEL_FILE, INT8_FILE), CARD_FILE)
     finally:
@@ -105,6 +111,13 @@ def download_verified(s3: Any, bucket: str, key: str, path: Path) -> None:
         raise BundleError(f"s3://{bucket}/{key} does not match the SHA-256 checksum S3 stored for it")
 
 
+def is_dry_run(card: dict[str, Any]) -> bool:
+    """The card records the training settings; a smoke test's bundle has dry_run true there."""
+    training = card.get("training")
+    config = training.get("config") if isinstance(training, dict) else None
+    return isinstance(config, dict) and config.get("dry_run") is True
+
+
 def read_previous_card(model_dir: Path) -> dict[str, Any] | None:
     try:
         card = json.loads((model_dir / CARD_FILE).read_text(encoding="utf-8"))
@@ -126,5 +139,7 @@ def describe(promotion: Promotion) -> str:
     ]
     if promotion.previous is not None:
         lines.append(f"  replaced: {promotion.previous.get('name')} {promotion.previous.get('version')}")
+    if is_dry_run(card):
+        lines.append("  warning: a --dry-run bundle (promoted with --force): its predictions are not to be trusted")
     lines.append("next: sam build && sam deploy")
     return "\n".join(lines)
