@@ -159,7 +159,7 @@ HELP: dict[str, str] = {
     "channels": "cnn: channels of the first convolution (the second has twice as many)",
     "d_model": "transformer: width of each feature token, divisible by --heads",
     "heads": "transformer: attention heads per layer",
-    "layers": "transformer: encoder layers",
+    "layers": "transformer: number of encoder layers stacked",
     "epochs": "most passes over the training split (early stopping may end the run sooner)",
     "batch_size": "rows per optimiser step, over all processes together",
     "optimizer": "sgd, adagrad, rmsprop, adam or adamw",
