@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed
 TOOLS_BIN := .venv-tools/bin
 BUNDLE := build/bundle
 ARCH ?= arm64
+EPOCHS ?= 40# make train and make demo; tests/readme runs them with fewer
 # The function's and layer's Makefiles find a python3.13 for their bytecode themselves; PYC_PYTHON=... picks one.
 PYC_PYTHON ?=
 
@@ -28,7 +29,7 @@ demo: train promote
 	$(BIN)/python scripts/demo_predict.py events/predict.json
 
 train: $(STAMP)
-	$(BIN)/python -m training --data examples/data/digits.csv --target label --out $(BUNDLE) --epochs 40
+	$(BIN)/python -m training --data examples/data/digits.csv --target label --out $(BUNDLE) --epochs $(EPOCHS)
 
 promote: $(STAMP)
 	$(BIN)/sml promote $(BUNDLE)
