@@ -83,6 +83,10 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
     copy = Path(shutil.copytree(ROOT, tmp_path_factory.mktemp("readme") / "project", ignore=ignored))
     for venv in (".venv", ".venv-tools"):
         (copy / venv).symlink_to(ROOT / venv)
+    # make's install rule must never run through the linked .venv (it would install this copy, editable, into it):
+    # the copy's pyproject.toml is made older than the stamp that rule checks.
+    stamp = (ROOT / ".venv" / ".installed").stat().st_mtime
+    os.utime(copy / "pyproject.toml", (stamp - 1, stamp - 1))
     return copy
 
 
