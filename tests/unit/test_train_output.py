@@ -21,12 +21,17 @@ EPOCH_LINE = re.compile(
 )
 
 
-def run_in_terminal(*args: str) -> tuple[int, str, str]:
+def run_in_terminal(*args: str, **env: str) -> tuple[int, str, str]:
     """Run the job with stderr on a pseudo-terminal, as a person's shell does; returns code, stdout, terminal text."""
     controller, terminal = pty.openpty()
     fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))  # a new pty is 0 columns wide
     process = subprocess.Popen(
-        [sys.executable, "-m", "training", *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=terminal, text=True
+        [sys.executable, "-m", "training", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+        text=True,
     )
     os.close(terminal)
     seen = b""
@@ -91,6 +96,15 @@ def test_collected_logs_keep_one_json_line_per_epoch_that_the_metric_definitions
         name: epochs[0][name] for name in ("train_loss", "val_loss", "val_r2", "epoch")
     }
     assert json.loads(result.stdout)["bundle"] == str(out)
+
+
+def test_an_aws_batch_job_logs_json_lines_even_on_a_terminal(tmp_path):
+    code, stdout, terminal = run_in_terminal("--dry-run", "--out", str(tmp_path / "bundle"), AWS_BATCH_JOB_ID="job-1")
+
+    assert code == 0, terminal
+    (epoch,) = [json.loads(line) for line in terminal.splitlines() if line.startswith("{")]
+    assert epoch["epoch"] == 1
+    assert json.loads(stdout)["bundle"] == str(tmp_path / "bundle")
 
 
 def test_a_finished_run_removes_its_default_checkpoints_and_says_so(tmp_path):
