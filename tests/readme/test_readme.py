@@ -85,6 +85,8 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (copy / venv).symlink_to(ROOT / venv)
     # make's install rule must never run through the linked .venv (it would install this copy, editable, into it):
     # the copy's pyproject.toml is made older than the stamp that rule checks.
+    if not (ROOT / ".venv" / ".installed").is_file():
+        pytest.fail("the README's commands run in .venv/, which is missing; create it with `make install`")
     stamp = (ROOT / ".venv" / ".installed").stat().st_mtime
     os.utime(copy / "pyproject.toml", (stamp - 1, stamp - 1))
     return copy
