@@ -1,4 +1,5 @@
-"""AWS for the `sml` commands: --profile, --region and --stack-name read as SAM and the AWS CLI read them.
+"""AWS for the `sml` commands: --profile, --region, --stack-name, --config-file and --config-env read as SAM and
+the AWS CLI read them.
 
 Every location (queue, job definition, role, bucket, image, API URL) comes from a flag or else from the
 deployed stack's outputs; the stack is the one samconfig.toml names, in its region, as `sam deploy` reads it.
@@ -11,13 +12,14 @@ import argparse
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import boto3
 from botocore import exceptions as botocore_errors
 from botocore.config import Config
 
 from sml.errors import UserError
-from sml.stack import Stack, read_samconfig
+from sml.stack import SAMCONFIG, SAMCONFIG_ENVIRONMENT, SamConfig, Stack, read_samconfig
 
 DEFAULT_REGION = "us-east-1"  # where S3 requests start when nothing names a region; S3 redirects to the bucket's
 
@@ -62,11 +64,31 @@ def add_aws_arguments(parser: argparse.ArgumentParser, stack: bool = True) -> No
     group.add_argument("--region", help="AWS region (default: samconfig.toml's, else AWS_REGION or the profile's)")
     if stack:
         group.add_argument("--stack-name", help="the deployed stack (default: stack_name in samconfig.toml)")
+    group.add_argument(
+        "--config-file",
+        type=Path,
+        metavar="FILE",
+        help=f"SAM config file to read stack_name, region and profile from, as `sam deploy` (default: {SAMCONFIG})",
+    )
+    group.add_argument(
+        "--config-env",
+        metavar="ENV",
+        help=f"environment (table) of the SAM config file to read, as `sam deploy` (default: {SAMCONFIG_ENVIRONMENT})",
+    )
+
+
+def samconfig_for(args: argparse.Namespace) -> SamConfig:
+    """The SAM config environment that --config-file/--config-env name, else samconfig.toml's [default]."""
+    path = getattr(args, "config_file", None)
+    environment = getattr(args, "config_env", None)
+    return read_samconfig(
+        path or SAMCONFIG, environment or SAMCONFIG_ENVIRONMENT, explicit=path is not None or environment is not None
+    )
 
 
 def aws_session(args: argparse.Namespace, region_required: bool = True) -> boto3.Session:
     """--profile/--region, else samconfig.toml's (as `sam deploy` reads them), else the AWS CLI's defaults."""
-    samconfig = read_samconfig()
+    samconfig = samconfig_for(args)
     region = args.region or samconfig.region
     if not region and not region_required:
         region = default_region()
@@ -75,7 +97,7 @@ def aws_session(args: argparse.Namespace, region_required: bool = True) -> boto3
 
 def stack_for(args: argparse.Namespace, session: boto3.Session) -> Stack:
     """--stack-name, else samconfig.toml's stack_name; described only when a flag leaves an output to read."""
-    return Stack(session, args.stack_name or read_samconfig().stack_name)
+    return Stack(session, args.stack_name or samconfig_for(args).stack_name)
 
 
 @contextmanager

@@ -6,7 +6,7 @@ sml serve --port 3000
 sml submit --backend sagemaker --data s3://BUCKET/data/digits.csv --target label --set epochs=40 --wait
 sml status JOB --wait
 sml promote s3://BUCKET/bundles/JOB/
-sml endpoint predict --file rows.csv --out predictions.json
+sml endpoint predict --file rows.csv --out predictions.csv
 """
 
 import argparse
@@ -14,6 +14,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from importlib import metadata
 from typing import NoReturn
 
 from sml.endpoint.command import ENDPOINT_EXAMPLES, configure_endpoint, run_endpoint
@@ -73,7 +74,8 @@ COMMANDS: dict[str, Command] = {
         "sml submit --backend sagemaker --data s3://BUCKET/data/digits.csv --target label --set epochs=40\n"
         "  sml submit --backend batch --data s3://BUCKET/data/digits.csv --target label --config train.yaml --wait\n"
         "  sml submit --backend sagemaker --data s3://BUCKET/data/ --target y --no-spot --instance-type ml.g6.xlarge\n"
-        "  sml submit --backend batch --data s3://BUCKET/data/x.csv --target y --set model=cnn --set input_shape=1,8,8",
+        "  sml submit --backend batch --data s3://BUCKET/data/x.csv --target y --set model=cnn --set input_shape=1,8,8"
+        "\n  sml submit --backend batch --data ./local.csv --target y   # uploads it to s3://BUCKET/data/ first",
     ),
     "status": Command(
         configure_status,
@@ -81,7 +83,8 @@ COMMANDS: dict[str, Command] = {
         "show a training job's state, attempts, reason, timings and latest metrics",
         "sml status 3f1c6a8e-0b7e-4a51-9a4e-8d2b1c0e9f11\n"
         "  sml status digits-20261129-153000-a1b2 --wait\n"
-        "  sml status digits-20261129-153000-a1b2 --region eu-west-1 --profile ml",
+        "  sml status digits-20261129-153000-a1b2 --region eu-west-1 --profile ml\n"
+        "  sml status digits-20261129-153000-a1b2 --output json --config-env prod",
     ),
     "logs": Command(
         configure_logs,
@@ -101,7 +104,7 @@ COMMANDS: dict[str, Command] = {
         configure_endpoint,
         run_endpoint,
         "call the deployed API: `sml endpoint predict --file rows.csv`",
-        "sml endpoint predict --file rows.csv\n  " + ENDPOINT_EXAMPLES,
+        ENDPOINT_EXAMPLES,
     ),
 }
 
@@ -113,6 +116,7 @@ def build_parser() -> ArgumentParser:
         epilog="examples:\n" + "\n".join(f"  {c.examples.splitlines()[0]}" for c in COMMANDS.values()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"sml {package_version()}")
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, command in COMMANDS.items():
         subparser = subcommands.add_parser(
@@ -125,6 +129,14 @@ def build_parser() -> ArgumentParser:
         command.configure(subparser)
         subparser.set_defaults(run=command.run)
     return parser
+
+
+def package_version() -> str:
+    """The installed distribution's version (pyproject.toml's, as `pip install -e .` recorded it)."""
+    try:
+        return metadata.version("serverless-ml")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed: run `pip install -e .`)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,7 +14,7 @@ from botocore.exceptions import FlexibleChecksumError
 
 from sml.bundle import BUNDLE_FILES, CARD_FILE, INT8_FILE, MODEL_FILE, Bundle, BundleError, check_with_function
 from sml.errors import UserError
-from training.cloud.contract import split_s3_uri
+from training.cloud.contract import s3_uri_problem, split_s3_uri
 from training.export.publish import publish
 
 MODEL_DIR_NAME = "model"  # the function's MODEL_DIR in template.yaml
@@ -77,6 +77,8 @@ def fetch_bundle(source: str, destination: Path, session: boto3.Session | None =
 
 def download_bundle(uri: str, destination: Path, session: boto3.Session) -> None:
     """Download the bundle files under an S3 prefix; model.json, uploaded last, says the bundle is complete."""
+    if problem := s3_uri_problem(uri):
+        raise UserError(problem)
     bucket, key_prefix = split_s3_uri(uri)
     prefix = f"{key_prefix.rstrip('/')}/" if key_prefix.strip("/") else ""
     s3 = session.client("s3")

@@ -1,4 +1,5 @@
-"""The deployed stack as `sml` sees it: its name and region from samconfig.toml (as `sam deploy` reads them),
+"""The deployed stack as `sml` sees it: its name and region from samconfig.toml (as `sam deploy` reads them,
+--config-file and --config-env included),
 and its outputs and parameters from CloudFormation, fetched once and only when a flag does not give the value.
 """
 
@@ -13,31 +14,41 @@ from botocore.exceptions import ClientError
 from sml.errors import UserError
 
 SAMCONFIG = Path("samconfig.toml")
-SAMCONFIG_ENVIRONMENT = "default"
+SAMCONFIG_ENVIRONMENT = "default"  # SAM's own default for --config-env
 BATCH_HINT = "the stack creates AWS Batch only when deployed with BatchSubnetIds (see the README, Train on AWS)"
 
 
 @dataclass(frozen=True)
 class SamConfig:
-    """What `sam deploy` would use: `[default.deploy.parameters]` over `[default.global.parameters]`."""
+    """What `sam deploy` would use: `[ENV.deploy.parameters]` over `[ENV.global.parameters]`."""
 
     stack_name: str | None = None
     region: str | None = None
     profile: str | None = None
 
 
-def read_samconfig(path: Path = SAMCONFIG) -> SamConfig:
-    """The stack name, region and profile in samconfig.toml; all None when there is no such file."""
+def read_samconfig(
+    path: Path = SAMCONFIG, environment: str = SAMCONFIG_ENVIRONMENT, explicit: bool = False
+) -> SamConfig:
+    """The stack name, region and profile of one environment in samconfig.toml, as `sam deploy --config-env` reads it.
+
+    All None when the file or the environment is absent, unless `explicit` (the user named them): then a UserError.
+    """
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
+        if explicit:
+            raise UserError(f"--config-file {path} not found") from None
         return SamConfig()
     except tomllib.TOMLDecodeError as error:
         raise UserError(f"{path} is not valid TOML: {error}") from None
-    environment = document.get(SAMCONFIG_ENVIRONMENT, {})
+    if explicit and environment not in document:
+        found = ", ".join(name for name, value in document.items() if isinstance(value, dict)) or "none"
+        raise UserError(f"{path} has no environment [{environment}] (it has: {found}); pass another --config-env")
+    environment_table = document.get(environment, {})
     values = {
-        **environment.get("global", {}).get("parameters", {}),
-        **environment.get("deploy", {}).get("parameters", {}),
+        **environment_table.get("global", {}).get("parameters", {}),
+        **environment_table.get("deploy", {}).get("parameters", {}),
     }
     return SamConfig(stack_name=values.get("stack_name"), region=values.get("region"), profile=values.get("profile"))
 

@@ -84,7 +84,7 @@ def load_event() -> Callable[[str], dict[str, Any]]:
 
 
 FUNCTION_DIR = ROOT / "functions" / "predict"
-FUNCTION_MODULES = ("app", "api", "predict", "model", "contract", "openapi_doc")
+FUNCTION_MODULES = ("app", "api", "predict", "model", "contract", "openapi_doc", "card_view")
 
 
 def import_predict_app(monkeypatch: pytest.MonkeyPatch, model_dir: Path, **env: str) -> ModuleType:

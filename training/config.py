@@ -46,6 +46,9 @@ class TrainConfig:
     target: str = "label"
     out: str = "build/bundle"  # bundle folder or s3:// prefix
     exclude: tuple[str, ...] = ()  # identifiers / personal data: dropped at read time
+    allow_column: tuple[str, ...] = ()  # columns the personal-data scan lets through (training/data/pii.py)
+    mask: tuple[str, ...] = ()  # columns replaced by a keyed hash before training (training/data/privacy.py)
+    mask_key_secret: str = ""  # Secrets Manager secret holding the --mask key; empty: $SML_MASK_KEY
     features: tuple[str, ...] = ()  # empty: every column but target and excluded ones
     task: str = "auto"  # auto: string or few-valued integer target -> classification
     input_shape: tuple[int, ...] = ()  # e.g. 1,8,8 for a cnn over flat pixel columns

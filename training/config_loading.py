@@ -141,6 +141,11 @@ HELP: dict[str, str] = {
     "name": f"bundle name, {NAME_RULE} (empty: <data file stem>-<model>, made to fit)",
     "out": "folder or s3:// prefix that receives the bundle (model.onnx, model.json, curves.png)",
     "exclude": "comma-separated columns dropped at read time (identifiers, personal data)",
+    "allow_column": "comma-separated columns trained on as they are although they look like personal data "
+    "(emails, phones, card numbers, IP addresses, national ids: the job refuses those otherwise)",
+    "mask": "comma-separated columns whose values are replaced by a keyed hash (HMAC-SHA256) before training; "
+    "the key comes from $SML_MASK_KEY or --mask-key-secret and is never stored",
+    "mask_key_secret": "ARN or name of the AWS Secrets Manager secret holding the --mask key (empty: $SML_MASK_KEY)",
     "features": "comma-separated feature columns (default: all but target and excluded)",
     "task": "classification or regression (auto: decided from the target)",
     "input_shape": "image shape of each row, C,H,W, e.g. 1,8,8 (needed by --model cnn and --shift-pixels)",

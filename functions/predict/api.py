@@ -11,6 +11,7 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from card_view import public_card
 from model import Model
 from openapi_doc import error_responses, predict_request_body, predict_response
 from predict import ApiError, model_unavailable, serialize
@@ -53,9 +54,9 @@ def build(
         status, body = predict(resolver.current_event.raw_event)
         return Response(status, content_types.APPLICATION_JSON, body)
 
-    @resolver.get("/model", summary="The model card", responses=error_responses(503))
+    @resolver.get("/model", summary="The model card's public view", responses=error_responses(503))
     def model_card() -> Response[str]:
-        return json_response(200, ready_model().card)
+        return json_response(200, public_card(ready_model().card))
 
     @resolver.get("/health", summary="Whether the model is loaded, and its version", responses=error_responses(503))
     def health() -> Response[str]:

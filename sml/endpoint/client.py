@@ -1,19 +1,13 @@
-"""`sml endpoint predict`: send rows to the deployed API in requests it accepts, SigV4-signed when it uses IAM.
-
-Requests stay under both limits of the function: MAX_BATCH rows, and Lambda's 6 MB event. A request the API
-still refuses as too large (a function deployed with a smaller MAX_BATCH) is split in half and sent again.
+"""The deployed HTTP API as `sml endpoint` calls it: one kept-alive connection per worker thread, SigV4-signed
+requests when the API uses IAM, a bearer token when it uses JWT.
 """
 
-import csv
+import http.client
 import json
-import math
 import re
-import urllib.error
+import threading
 import urllib.parse
-import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -25,14 +19,27 @@ from sml.errors import UserError
 
 AUTH_MODES = ("iam", "jwt", "none")
 STACK_AUTH = {"AWS_IAM": "iam", "JWT": "jwt", "NONE": "none"}  # the stack's ApiAuth output -> ours
-DEFAULT_MAX_BATCH = 256  # MAX_BATCH in template.yaml
-MAX_REQUEST_BYTES = 5 * 1024 * 1024  # Lambda takes 6 MB per event; the event wraps the body with headers and context
 EXECUTE_API_HOST = re.compile(r"[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com")
 TIMEOUT_S = 60
+# What a server's closing of an idle kept-alive connection looks like to the next request sent on it.
+STALE_CONNECTION = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+# Network failures worth another try (a dropped connection, a timeout); a refused connection or an unknown host is not.
+TRANSIENT_NETWORK = (*STALE_CONNECTION, TimeoutError, ConnectionAbortedError, http.client.IncompleteRead)
 
 
 class EndpointError(UserError):
-    """The API refused a request or could not be reached."""
+    """The API refused a request or could not be reached; `transient` when trying again may succeed."""
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: Any  # decoded JSON, else the text
+    headers: dict[str, str]  # names in lower case
 
 
 @dataclass
@@ -43,26 +50,53 @@ class Api:
     auth: str = "none"
     session: boto3.Session | None = None  # signs requests when auth is "iam"
     token: str | None = None  # bearer token when auth is "jwt"
-    requests_sent: int = field(default=0, init=False)
+    _local: threading.local = field(default_factory=threading.local, init=False, repr=False)
 
-    def call(self, method: str, path: str, body: bytes | None = None) -> tuple[int, Any]:
-        """(status, decoded JSON body) of one request; network failures raise EndpointError."""
+    def call(self, method: str, path: str, body: bytes | None = None) -> Response:
+        """One request on this thread's connection; a network failure raises EndpointError."""
         url = self.url.rstrip("/") + path
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self.auth == "jwt":
             headers["Authorization"] = f"Bearer {self.token}"
         elif self.auth == "iam":
             headers = self.signed_headers(method, url, body, headers)
-        request = urllib.request.Request(url, data=body, method=method, headers=headers)
-        self.requests_sent += 1
+        target = urllib.parse.urlsplit(url)
+        path_and_query = target.path + (f"?{target.query}" if target.query else "")
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
-                return response.status, decode(response.read())
-        except urllib.error.HTTPError as error:
-            return error.code, decode(error.read())
-        except (urllib.error.URLError, TimeoutError) as error:
-            reason = getattr(error, "reason", error)
-            raise EndpointError(f"cannot reach {url}: {reason}") from None
+            return self.send(method, path_and_query, body, headers)
+        except STALE_CONNECTION:
+            self.close()  # the server closed the kept-alive connection while idle: send once more on a new one
+        try:
+            return self.send(method, path_and_query, body, headers)
+        except (OSError, http.client.HTTPException) as error:
+            self.close()
+            reason = str(error) or type(error).__name__
+            raise EndpointError(f"cannot reach {url}: {reason}", isinstance(error, TRANSIENT_NETWORK)) from None
+
+    def send(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> Response:
+        connection = self.connection()
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        data = response.read()
+        return Response(response.status, decode(data), {k.lower(): v for k, v in response.getheaders()})
+
+    def connection(self) -> http.client.HTTPConnection:
+        """This thread's connection to the API's host, opened on first use and kept alive between requests."""
+        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            target = urllib.parse.urlsplit(self.url)
+            if target.scheme not in ("http", "https") or not target.hostname:
+                raise UserError(f"--url {self.url!r} is not an http:// or https:// URL")
+            kind = http.client.HTTPSConnection if target.scheme == "https" else http.client.HTTPConnection
+            connection = kind(target.hostname, target.port, timeout=TIMEOUT_S)
+            self._local.connection = connection
+        return connection
+
+    def close(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
 
     def signed_headers(self, method: str, url: str, body: bytes | None, headers: dict[str, str]) -> dict[str, str]:
         """SigV4 for execute-api, with the region of the API's hostname (else the session's)."""
@@ -89,119 +123,12 @@ def default_auth(url: str) -> str:
     return "iam" if EXECUTE_API_HOST.fullmatch(urllib.parse.urlsplit(url).hostname or "") else "none"
 
 
-def read_rows(path: Path, api: Api) -> list[Any]:
-    """Rows from JSON (a list of rows, or {"instances": [...]}) or CSV (columns picked by the model's feature names)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"--file {path} not found") from None
-    if path.suffix.lower() == ".json":
-        return json_rows(path, text)
-    return csv_rows(path, text, model_card(api))
-
-
-def json_rows(path: Path, text: str) -> list[Any]:
-    try:
-        document = json.loads(text)
-    except ValueError as error:
-        raise UserError(f"--file {path} is not valid JSON: {error}") from None
-    rows = document.get("instances") if isinstance(document, dict) else document
-    if not isinstance(rows, list) or not rows:
-        raise UserError(f'--file {path}: expected a non-empty list of rows, or {{"instances": [...]}}')
-    return rows
-
-
-def csv_rows(path: Path, text: str, card: dict[str, Any]) -> list[Any]:
-    """Numbers by row; a header row selects and orders the columns by the card's feature names (dropping others)."""
-    table = [row for row in csv.reader(text.splitlines()) if row]
-    if not table:
-        raise UserError(f"--file {path} holds no rows")
-    header = table[0] if not all(is_number(cell) for cell in table[0]) else None
-    body = table[1:] if header else table
-    feature_names = card.get("input", {}).get("feature_names") or []
-    columns = list(range(len(table[0])))
-    if header and feature_names:
-        missing = [name for name in feature_names if name not in header]
-        if missing:
-            raise UserError(f"--file {path} lacks columns the model needs: {', '.join(missing[:5])}")
-        columns = [header.index(name) for name in feature_names]
-    try:
-        rows = [[float(row[index]) for index in columns] for row in body]
-    except (ValueError, IndexError):
-        raise UserError(f"--file {path}: every row must hold {len(columns)} numbers") from None
-    shape = card.get("input", {}).get("shape") or []
-    row_shape = [size for size in shape[1:] if isinstance(size, int)]
-    if len(shape) > 2 and len(row_shape) == len(shape) - 1 and math.prod(row_shape) == len(columns):
-        return [nest(row, row_shape) for row in rows]  # image-shaped models take [rows, C, H, W]; CSV holds them flat
-    return rows
-
-
-def nest(values: list[float], shape: list[int]) -> list[Any]:
-    """A flat row as nested lists of `shape` (row-major, like numpy's reshape)."""
-    if len(shape) == 1:
-        return values
-    step = math.prod(shape[1:])
-    return [nest(values[i * step : (i + 1) * step], shape[1:]) for i in range(shape[0])]
-
-
-def is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def model_card(api: Api) -> dict[str, Any]:
-    status, body = api.call("GET", "/model")
-    if status != 200 or not isinstance(body, dict):
-        raise EndpointError(f"GET /model answered {status}: {error_message(body)}")
-    return body
-
-
-def batches(rows: list[Any], max_rows: int, max_bytes: int = MAX_REQUEST_BYTES) -> Iterator[list[Any]]:
-    """Consecutive slices of `rows` with at most `max_rows` rows and `max_bytes` of JSON each."""
-    batch: list[Any] = []
-    size = 0
-    for number, row in enumerate(rows):
-        row_bytes = len(json.dumps(row)) + 2
-        if row_bytes > max_bytes:
-            raise UserError(f"row {number} alone is {row_bytes} bytes of JSON, over the {max_bytes}-byte request limit")
-        if batch and (len(batch) == max_rows or size + row_bytes > max_bytes):
-            yield batch
-            batch, size = [], 0
-        batch.append(row)
-        size += row_bytes
-    if batch:
-        yield batch
-
-
-def predict(api: Api, rows: list[Any], max_rows: int = DEFAULT_MAX_BATCH) -> dict[str, Any]:
-    """POST /predict batch by batch; the answers joined in row order."""
-    answers = [answer for batch in batches(rows, max_rows) for answer in predict_batch(api, batch)]
-    joined: dict[str, Any] = {"predictions": [p for answer in answers for p in answer["predictions"]]}
-    if all("probabilities" in answer for answer in answers):
-        joined["probabilities"] = [p for answer in answers for p in answer["probabilities"]]
-        joined["labels"] = answers[0].get("labels")
-    models = [answer.get("model") for answer in answers]
-    joined["model"] = models[0]
-    if any(model != models[0] for model in models):  # a canary deployment answers from two versions at once
-        joined["models"] = unique(models)
-    return joined
-
-
-def predict_batch(api: Api, batch: list[Any]) -> list[dict[str, Any]]:
-    status, body = api.call("POST", "/predict", json.dumps({"instances": batch}).encode())
-    if status == 413 and len(batch) > 1:  # the function's MAX_BATCH is below ours, or the event is too large
-        half = len(batch) // 2
-        return predict_batch(api, batch[:half]) + predict_batch(api, batch[half:])
-    if status == 403 and api.auth == "iam":
-        raise EndpointError(
-            f"POST /predict answered 403: {error_message(body)} (your principal needs execute-api:Invoke on the API)"
-        )
-    if status != 200 or not isinstance(body, dict) or len(body.get("predictions", [])) != len(batch):
-        raise EndpointError(f"POST /predict answered {status}: {error_message(body)}")
-    return [body]
+    """GET /model: the card of the model the API serves (feature names, input shape, labels)."""
+    response = api.call("GET", "/model")
+    if response.status != 200 or not isinstance(response.body, dict):
+        raise EndpointError(f"GET /model answered {response.status}: {error_message(response.body)}")
+    return response.body
 
 
 def error_message(body: Any) -> str:
@@ -213,11 +140,3 @@ def error_message(body: Any) -> str:
         if "message" in body:
             return str(body["message"])
     return str(body)[:200]
-
-
-def unique(items: list[Any]) -> list[Any]:
-    seen: list[Any] = []
-    for item in items:
-        if item not in seen:
-            seen.append(item)
-    return seen

@@ -50,13 +50,15 @@ class LogReader:
     def streams(self, location: LogLocation) -> list[str]:
         if location.prefix is None:
             return list(location.streams)
-        try:
-            found = self.logs.describe_log_streams(logGroupName=location.group, logStreamNamePrefix=location.prefix)
+        pages = self.logs.get_paginator("describe_log_streams").paginate(
+            logGroupName=location.group, logStreamNamePrefix=location.prefix
+        )
+        try:  # 50 streams a page: a job of many instances, or one retried often, has more
+            return sorted(stream["logStreamName"] for page in pages for stream in page["logStreams"])
         except ClientError as error:
             if is_not_found(error):  # no instance has started logging yet
                 return []
             raise
-        return sorted(stream["logStreamName"] for stream in found["logStreams"])
 
     def read_new(self, location: LogLocation) -> list[tuple[str, str]]:
         """(stream, message) for every event not read before, stream by stream."""

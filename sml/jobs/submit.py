@@ -14,7 +14,9 @@ from sml.jobs.job import BACKENDS, TrainingJob
 from sml.jobs.names import default_name_prefix, new_job_name
 from sml.jobs.settings import read_settings
 from sml.jobs.status import add_wait_arguments, wait_for
+from sml.jobs.upload import local_data_file, upload_data
 from sml.stack import BATCH_HINT, Stack
+from training.cloud.contract import s3_uri_problem
 
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # Flags that mean something on one backend only: refused on the other rather than silently ignored.
@@ -46,7 +48,11 @@ logger = logging.getLogger("sml")
 def configure_submit(parser: argparse.ArgumentParser) -> None:
     parser.description = SUBMIT_DESCRIPTION
     parser.add_argument("--backend", choices=BACKENDS, required=True, help="where the job runs")
-    parser.add_argument("--data", help="s3:// URI of the data file (or prefix); default: `data` in --config")
+    parser.add_argument(
+        "--data",
+        help="s3:// URI of the data file (or prefix), or a local file to upload to the stack's bucket under data/; "
+        "default: `data` in --config",
+    )
     parser.add_argument("--target", help="column to predict; default: `target` in --config")
     parser.add_argument("--config", type=Path, help="JSON or YAML file of training settings (epochs: 40, ...)")
     parser.add_argument(
@@ -109,11 +115,22 @@ def run_submit(args: argparse.Namespace) -> int:
     settings = {key: value for key, value in settings.items() if key not in ("data", "target")}
     if not data or not target:
         raise UserError("pass --data s3://... and --target COLUMN (or set data and target in --config)")
-    require_s3_uri(data, "--data")
+    local_data = local_data_file(data, "--data")
+    if local_data is None:
+        require_s3_uri(data, "--data")
+    # The validation and test files (settings val_data, test_data) may be local files too: uploaded the same way.
+    local_settings = {
+        key: path
+        for key in ("val_data", "test_data")
+        if settings.get(key) and (path := local_data_file(settings[key], f"setting {key}")) is not None
+    }
     with aws_errors():
         session = aws_session(args)
         stack = stack_for(args, session)
         bucket = args.bucket or stack.output("ArtifactBucketName", "--bucket")
+        if local_data is not None:
+            data = upload_data(session, local_data, bucket)
+        settings |= {key: upload_data(session, path, bucket) for key, path in local_settings.items()}
         name = new_job_name(args.name or default_name_prefix(data))
         job = TrainingJob(name, data, target, settings, bucket, args.max_runtime)
         if not data.startswith(f"s3://{bucket}/data/"):
@@ -169,6 +186,6 @@ def parse_duration(text: str) -> int:
 
 
 def require_s3_uri(uri: str, what: str) -> str:
-    if not re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?", uri):
-        raise UserError(f"{what} {uri!r} must be an s3:// URI, like s3://BUCKET/data/train.csv")
+    if problem := s3_uri_problem(uri):
+        raise UserError(f"{what}: {problem}")
     return uri

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sml.cli import main
-from sml.endpoint.client import batches
+from sml.endpoint.rows import batches
 from sml.errors import UserError
 from sml.jobs.job import backend_of
 from sml.jobs.names import default_name_prefix, new_job_name

@@ -82,3 +82,9 @@ def test_promote_s3_refuses_a_prefix_without_model_json(aws_stack: FakeStack, ti
     result = aws_stack.sml("promote", source)
 
     assert_refused(aws_stack, result, "holds no model.json: the job has not finished uploading the bundle")
+
+
+def test_promote_s3_names_the_invalid_part_of_the_uri(aws_stack: FakeStack) -> None:
+    result = aws_stack.sml("promote", "s3://BUCKET/bundles/JOB/")
+
+    assert_refused(aws_stack, result, "bucket name 'BUCKET' is not valid: bucket names are lower case letters")

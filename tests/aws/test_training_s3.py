@@ -102,12 +102,23 @@ def bad_locations(bucket: str) -> dict[str, tuple[list[str], str]]:
             "bucket no-such-bucket does not exist",
         ),
         "no credentials": (["--data", data, "--out", out], "no AWS credentials"),
+        "upper-case bucket name": (
+            ["--data", data, "--out", "s3://BUCKET/bundles/job/"],
+            "bucket name 'BUCKET' is not valid: bucket names are lower case letters, digits, dots and hyphens",
+        ),
     }
 
 
 @pytest.mark.parametrize(
     "case",
-    ["missing data", "empty data prefix", "missing output bucket", "missing checkpoint bucket", "no credentials"],
+    [
+        "missing data",
+        "empty data prefix",
+        "missing output bucket",
+        "missing checkpoint bucket",
+        "no credentials",
+        "upper-case bucket name",
+    ],
 )
 def test_training_s3_bad_location_exits_2_with_one_line_and_no_bundle(
     case: str,

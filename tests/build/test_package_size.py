@@ -117,6 +117,7 @@ def test_package_fits_lambda_and_holds_only_serving_code(function_dir, lambda_la
     assert sorted(p.name for p in function_dir.iterdir()) == [
         "api.py",
         "app.py",
+        "card_view.py",
         "contract.py",
         "model",
         "model.py",
@@ -209,7 +210,7 @@ def test_package_function_ships_hash_based_bytecode(tmp_path):
     )
 
     tag = f"cpython-{LOCAL_VERSION.replace('.', '')}"
-    for module in ("api", "app", "model", "openapi_doc", "predict"):
+    for module in ("api", "app", "card_view", "model", "openapi_doc", "predict"):
         bytecode = artifacts / "__pycache__" / f"{module}.{tag}.pyc"
         assert bytecode.read_bytes()[4:8] == (1).to_bytes(4, "little"), module  # unchecked: /var/task is read-only
 

@@ -173,6 +173,7 @@ def test_export_bundle_card_holds_the_contract_keys_and_values(classification_bu
     assert training["data_sha256"] == "ab" * 32
     assert training["rows"] == {"train": 120, "val": 40, "test": 40}
     assert training["cleaning"] == splits.cleaning
+    assert training["privacy"] == {"excluded": ["email"], "masked": [], "allowed": []}
     assert {key: training[key] for key in SUMMARY} == SUMMARY
 
 
@@ -197,7 +198,11 @@ def test_export_bundle_sample_outputs_are_what_onnxruntime_returns(classificatio
 
     (outputs,) = session(out_dir / "model.onnx").run(None, {"features": instances})
 
-    np.testing.assert_array_equal(instances, splits.test.x[:3])  # raw units, exactly as a client would send them
+    data = np.concatenate([splits.train.x, splits.val.x, splits.test.x])
+    assert instances.shape == (3, N_FEATURES)
+    assert not any((data == instance).all(axis=1).any() for instance in instances)  # synthetic, not records
+    # Raw units, within what the training split spans, exactly as a client would send them.
+    assert ((instances >= splits.train.x.min(axis=0)) & (instances <= splits.train.x.max(axis=0))).all()
     np.testing.assert_allclose(outputs, np.asarray(card["sample"]["outputs"]), rtol=0, atol=1e-6)
 
 

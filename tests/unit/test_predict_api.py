@@ -89,11 +89,34 @@ def test_predict_regression_bundle_returns_values(load_predict_app, tiny_regress
     np.testing.assert_allclose(body["predictions"], card["sample"]["outputs"], rtol=1e-5)
 
 
-def test_predict_model_route_returns_the_card(app, digits_bundle, load_event, lambda_context):
+def test_predict_model_route_returns_the_cards_public_view(app, digits_bundle, load_event, lambda_context):
+    card = json.loads((digits_bundle / "model.json").read_text())
+
     status, body = call(app, load_event("model.json"), lambda_context)
 
     assert status == 200
-    assert body == json.loads((digits_bundle / "model.json").read_text())
+    # How the model was made (settings with the data's location, the data's sha256) stays in the bundle.
+    assert "training" in card
+    assert body == {key: value for key, value in card.items() if key != "training"}
+    assert card["training"]["data_sha256"] not in json.dumps(body)
+    assert set(body) >= {"name", "version", "task", "input", "outputs", "labels", "metrics", "sample", "export"}
+
+
+def test_predict_model_route_serves_only_the_public_keys(load_predict_app, digits_bundle, tmp_path, load_event,
+                                                         lambda_context):  # fmt: skip
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    for file in digits_bundle.iterdir():
+        (bundle / file.name).write_bytes(file.read_bytes())
+    card = json.loads((bundle / "model.json").read_text())
+    card["future_key"] = {"secret": "s3://bucket/customers.csv"}  # a key no one listed as public
+    (bundle / "model.json").write_text(json.dumps(card))
+
+    status, body = call(load_predict_app(bundle), load_event("model.json"), lambda_context)
+
+    assert status == 200
+    assert "future_key" not in body and "training" not in body
+    assert body["sample"] == card["sample"]
 
 
 def test_predict_health_reports_ready_with_version(app, load_event, lambda_context):

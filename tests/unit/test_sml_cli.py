@@ -96,3 +96,11 @@ def test_sml_imports_no_torch_even_where_it_reads_training_settings():
     loaded = result.stdout.split()
     assert "training.config_loading" in loaded, "sml no longer reads settings with the training job's loader"
     assert [name for name in loaded if name.split(".")[0] == "torch"] == []
+
+
+def test_sml_version_is_the_installed_package_version():
+    from importlib.metadata import version
+
+    result = run_sml("--version")
+
+    assert (result.returncode, result.stdout) == (0, f"sml {version('serverless-ml')}\n")

@@ -5,6 +5,7 @@ dependencies are installed.
 """
 
 import hashlib
+import re
 from pathlib import Path
 
 # The JSON line the job logs each epoch, as SageMaker's MetricDefinitions capture it (name: regex).
@@ -36,10 +37,27 @@ INTERRUPTED_PREFIX = "training: interrupted"
 FAILURE_PREFIXES = (USER_ERROR_PREFIX, EXPORT_REFUSED_PREFIX, INTERRUPTED_PREFIX)
 
 
+# S3's rules for a bucket name (general purpose buckets), checked before any request names it.
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+BUCKET_RULE = "bucket names are lower case letters, digits, dots and hyphens, 3-63 characters"
+
+
 def split_s3_uri(uri: str) -> tuple[str, str]:
     """s3://bucket/some/key -> ("bucket", "some/key"); the bucket is "" when the URI names none."""
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     return bucket, key
+
+
+def s3_uri_problem(uri: str) -> str | None:
+    """What is wrong with an s3://BUCKET/KEY URI, naming the wrong part; None when S3 would accept it."""
+    if not uri.startswith("s3://"):
+        return f"{uri!r} is not an s3:// URI: write s3://BUCKET/KEY"
+    bucket, _ = split_s3_uri(uri)
+    if not bucket:
+        return f"{uri!r} names no bucket: write s3://BUCKET/KEY"
+    if not BUCKET_NAME.fullmatch(bucket) or ".." in bucket:
+        return f"bucket name {bucket!r} is not valid: {BUCKET_RULE}, starting and ending with a letter or digit"
+    return None
 
 
 def file_sha256(path: Path) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError, NoCredentialsError, ParamValidationError
 
-from training.cloud.contract import split_s3_uri
+from training.cloud.contract import s3_uri_problem, split_s3_uri
 
 logger = logging.getLogger("training")
 
@@ -35,10 +35,9 @@ def is_s3(location: str) -> bool:
 
 def split_uri(uri: str) -> tuple[str, str]:
     """s3://bucket/some/key -> ("bucket", "some/key")."""
-    bucket, key = split_s3_uri(uri)
-    if not bucket:
-        raise StorageError(f"{uri}: not an S3 URI; write s3://BUCKET/KEY")
-    return bucket, key
+    if problem := s3_uri_problem(uri):
+        raise StorageError(problem)
+    return split_s3_uri(uri)
 
 
 def prefix_of(key: str) -> str:

@@ -10,6 +10,7 @@ from training.config import TrainConfig
 from training.data.holdout import TRAINING_FILE, assign_parts, read_sources
 from training.data.numbers import check_magnitude, feature_not_numbers, first_non_number, quote
 from training.data.partition import split_indices
+from training.data.privacy import protect
 from training.data.tables import DataError as DataError  # part of this module's interface
 from training.data.tables import describe
 
@@ -53,6 +54,7 @@ MIN_ROWS_PER_AUTO_CLASS = 10
 def load_splits(config: TrainConfig) -> Splits:
     """Read `config.data`, pick target and features, clean, split and measure the training split."""
     table, origin, source, data_sha256 = read_sources(config)  # origin: the file of each row (holdout.py)
+    table = protect(table, config)  # masked columns hashed; personal data refused before any other check
     rows_read = len(table)
     feature_names = choose_features(table, config)
     has_target = table[config.target].notna().to_numpy()

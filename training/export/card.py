@@ -43,11 +43,12 @@ def build_card(
     training_summary: dict[str, Any],
     onnx_path: Path,
     metrics: dict[str, Any],
-    sample_outputs: np.ndarray,
+    sample: tuple[np.ndarray, np.ndarray],
     parity: dict[str, float],
     latency_ms: dict[str, float],
 ) -> dict[str, Any]:
-    """The card of the model at `onnx_path`; `sample_outputs` are onnxruntime's outputs for the first test rows."""
+    """The card of the model at `onnx_path`; `sample` is synthetic instances and onnxruntime's outputs for them
+    (training/export/sample.py: no row of the data)."""
     model_input: dict[str, Any] = {"feature_names": list(splits.feature_names)}
     if config.input_shape:
         model_input["image_shape"] = list(config.input_shape)
@@ -56,6 +57,11 @@ def build_card(
         "data_sha256": splits.data_sha256,
         "rows": {"train": len(splits.train.y), "val": len(splits.val.y), "test": len(splits.test.y)},
         "cleaning": dict(splits.cleaning),
+        "privacy": {
+            "excluded": list(config.exclude),
+            "masked": list(config.mask),
+            "allowed": list(config.allow_column),
+        },
     }
     training.update({key: value for key, value in training_summary.items() if key not in training})
     return assemble_card(
@@ -65,8 +71,8 @@ def build_card(
         model_input=model_input,
         labels=list(splits.labels),
         metrics=metrics,
-        sample_instances=splits.test.x[:SAMPLE_ROWS],
-        sample_outputs=sample_outputs,
+        sample_instances=sample[0],
+        sample_outputs=sample[1],
         training=training,
         export={
             "torch": installed_version("torch"),

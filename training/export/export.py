@@ -21,6 +21,7 @@ from training.export.card import OUTPUT_BY_TASK, SAMPLE_ROWS, CardTooLarge, buil
 from training.export.onnx_int8 import quantize_int8
 from training.export.onnx_run import PARITY_BATCHES, measure_latency, open_session, run_session, test_metrics
 from training.export.publish import publish
+from training.export.sample import synthetic_sample
 from training.fit.interrupt import signals_held
 
 # Twins of functions/predict/contract.py's file names (tests/unit/test_bundle_contract.py).
@@ -67,13 +68,18 @@ def export_bundle(
         check_shape(expected, splits)
         session = open_session(onnx_path)
         parity, outputs = check_parity(session, splits.test.x, expected, config.parity_tolerance)
+        try:
+            data = (splits.train.x, splits.val.x, splits.test.x)
+            sample = synthetic_sample(session, splits.train.x, data, SAMPLE_ROWS, config.seed)
+        except ValueError as error:
+            raise ExportError(f"no synthetic sample for the model card: {error}") from None
         card = build_card(
             splits=splits,
             config=config,
             training_summary=training_summary,
             onnx_path=onnx_path,
             metrics=test_metrics(outputs, splits),
-            sample_outputs=run_session(session, splits.test.x[:SAMPLE_ROWS], batch_size=SAMPLE_ROWS),
+            sample=sample,
             parity=parity,
             latency_ms=measure_latency(session, splits.test.x),
         )
