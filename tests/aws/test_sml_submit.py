@@ -130,7 +130,8 @@ BAD_SETTINGS = {
     "misspelt name": (
         "batch",
         ["--set", "epocs=10"],
-        "sml: error: --set epocs=10: unknown setting 'epocs' (did you mean 'epochs'?); known settings: batch_size, ",
+        "sml: error: --set epocs=10: unknown setting 'epocs' (did you mean 'epochs'?); "
+        "known settings: allow_column, batch_size, ",
     ),
     "value of the wrong type": (
         "sagemaker",
