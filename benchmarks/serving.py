@@ -34,7 +34,10 @@ benchmarks/as_built.py, measure `make rehearse`'s x86_64 build in its root on th
 with and without bytecode (none without root and `make rehearse`).
 
 Modules: serving_build (layers, functions, bundles), cold_start and warm (what the fresh processes run),
-serving_cold (cold-start rounds), serving_sizes, serving_report (the table); classifier (the model).
+serving_cold (cold-start rounds), serving_sealed (the digits model sealed with a key in moto's KMS on
+127.0.0.1: `sml promote --kms-key`'s cold start, an info row), serving_sizes, serving_report (the table);
+classifier (the model); serving_rows and warm_rows (`info` rows: rows keyed by feature name, and a model
+with categorical inputs).
 
 Run: .venv/bin/python benchmarks/serving.py [--quick] [--rounds 21] [--source CHECKOUT] [--work DIR]
 """
@@ -59,6 +62,9 @@ if not __package__:  # run as benchmarks/serving.py: sys.path[0] is benchmarks/;
 from benchmarks.serving_build import ARCH, DIGITS, EVENT, PYTHON_VERSION, ROOT, SPECS, build
 from benchmarks.serving_cold import NAIVE_EVERY, TRACED_ENV, cold_start_commands, measure_cold_starts, run_python
 from benchmarks.serving_report import figures, measured, median_ms
+from benchmarks.serving_rows import rows_figures
+from benchmarks.serving_sealed import CONTENDER as SEALED
+from benchmarks.serving_sealed import sealed_function, sealed_row
 from benchmarks.serving_sizes import lambda_runtime_packages
 
 LAMBDA_ENV = {
@@ -133,18 +139,25 @@ def main() -> None:
             functions[spec.name], layers["local"], runtime, work / spec.name / "model.pt", spec
         ).items()
     }
-    print(f"cold starts: {rounds} rounds of {len(runs)} contenders, shuffled; naive every {NAIVE_EVERY}rd round")
-    cold = measure_cold_starts(runs, rounds)
+    digits = SPECS[0].name
+    with sealed_function(functions[digits], work / digits) as (sealed, aws):  # KMS: moto on 127.0.0.1
+        command, _ = cold_start_commands(sealed, layers["local"], runtime, work / digits / "model.pt", SPECS[0])["ours"]
+        runs[digits, SEALED] = (command, envs[digits] | {"LAMBDA_TASK_ROOT": str(sealed)} | aws, sealed)
+        print(f"cold starts: {rounds} rounds of {len(runs)} contenders, shuffled; naive every {NAIVE_EVERY}rd round")
+        cold = measure_cold_starts(runs, rounds)
     warm = {}
     for spec in SPECS:
         print(f"{spec.name}: warm latency")
         warm[spec.name] = measure_warm(functions[spec.name], layers["local"], runtime, envs[spec.name],
                                        work / spec.name / "warm.json", effort)  # fmt: skip
-    digits = SPECS[0].name
     print(f"{digits}: warm latency with tracing on")
     traced = measure_warm(functions[digits], layers["local"], runtime, envs[digits] | TRACED_ENV,
                           work / digits / "warm-traced.json", effort)  # fmt: skip
     lines = figures(cold, warm, traced, layers, functions[digits])
+    lines.append(sealed_row(cold, digits))
+    print("rows by feature name and categorical inputs: warm latency (benchmarks/serving_rows.py)")
+    lines += rows_figures({digits: functions[digits]}, layers["local"], runtime, envs[digits], work / "rows",
+                          effort.n1, effort.n64)  # fmt: skip
     print("as built: cold starts in make rehearse's x86_64 root")
     lines += as_built_rows(rounds)
 

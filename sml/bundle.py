@@ -18,6 +18,9 @@ from sml.errors import UserError
 # Twins of functions/predict/contract.py's names (sml never imports the function); tests hold them equal.
 MODEL_FILE, CARD_FILE, INT8_FILE = "model.onnx", "model.json", "model.int8.onnx"
 BUNDLE_FILES = (MODEL_FILE, CARD_FILE, INT8_FILE)
+# A sealed model (`sml promote --kms-key`, sml/seal.py) in place of model.onnx; twins of contract.py's too.
+ENCRYPTED_FILE, KEY_FILE = "model.onnx.enc", "model.key.json"
+SERVED_FILES = (MODEL_FILE, CARD_FILE, INT8_FILE, ENCRYPTED_FILE, KEY_FILE)  # what a function's model/ may hold
 LOADER_TIMEOUT_S = 300.0  # a large model's session and self-test take seconds; a hung loader must not block
 # The child's whole program: import the function's loader, load the staged bundle, answer in one JSON line.
 LOADER_CHECK = """
@@ -47,8 +50,10 @@ class Bundle:
     files: tuple[str, ...]  # the bundle files present, model.onnx and model.json first
 
 
-def check_with_function(function_dir: Path, bundle: Path) -> Bundle:
+def check_with_function(function_dir: Path, bundle: Path, environment: dict[str, str] | None = None) -> Bundle:
     """Run the function's own loader (function_dir/model.py) on `bundle`; return the card it accepted.
+
+    `environment` replaces the loader's (default: sml's own), e.g. to name the AWS region a sealed model's key is in.
 
     Raises:
         BundleError: the loader refused the bundle (its reason), or failed or hung on it.
@@ -59,7 +64,13 @@ def check_with_function(function_dir: Path, bundle: Path) -> Bundle:
     command = [sys.executable, "-I", "-B", "-c", LOADER_CHECK, str(function_dir.resolve()), str(bundle.resolve())]
     try:
         result = subprocess.run(
-            command, cwd=function_dir, capture_output=True, text=True, timeout=LOADER_TIMEOUT_S, check=False
+            command,
+            cwd=function_dir,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=LOADER_TIMEOUT_S,
+            check=False,
         )
     except subprocess.TimeoutExpired:
         raise BundleError(f"{loader} did not load the bundle within {LOADER_TIMEOUT_S:g} s") from None
@@ -69,7 +80,7 @@ def check_with_function(function_dir: Path, bundle: Path) -> Bundle:
     if result.returncode != 0 or not isinstance(answer.get("card"), dict):
         reason = (result.stderr.strip().splitlines() or [f"exit status {result.returncode}"])[-1]
         raise BundleError(f"{loader} failed on the bundle: {reason}")
-    files = tuple(name for name in BUNDLE_FILES if (bundle / name).is_file())
+    files = tuple(name for name in SERVED_FILES if (bundle / name).is_file())
     return Bundle(path=bundle, card=answer["card"], files=files)
 
 

@@ -3,7 +3,9 @@
 import base64
 import hashlib
 import json
+import os
 import shutil
+import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,13 +14,25 @@ from typing import Any
 import boto3
 from botocore.exceptions import FlexibleChecksumError
 
-from sml.bundle import BUNDLE_FILES, CARD_FILE, INT8_FILE, MODEL_FILE, Bundle, BundleError, check_with_function
+from sml.bundle import (
+    BUNDLE_FILES,
+    CARD_FILE,
+    ENCRYPTED_FILE,
+    KEY_FILE,
+    MODEL_FILE,
+    SERVED_FILES,
+    Bundle,
+    BundleError,
+    check_with_function,
+)
 from sml.errors import UserError
 from training.cloud.contract import s3_uri_problem, split_s3_uri
 from training.export.publish import publish
 
 MODEL_DIR_NAME = "model"  # the function's MODEL_DIR in template.yaml
 STAGING_PREFIX = ".model-staging-"
+ARCHIVE_SUFFIX = ".tar.gz"  # SageMaker's model.tar.gz of /opt/ml/model, an isolated job's bundle
+ARCHIVE_NAME = ".model.tar.gz"  # its download, in the staging folder until unpacked
 
 
 @dataclass(frozen=True)
@@ -27,9 +41,17 @@ class Promotion:
     previous: dict[str, Any] | None  # the card it replaced, if there was one
 
 
-def promote(source: str, function_dir: Path, session: boto3.Session | None = None, *, force: bool = False) -> Promotion:
+def promote(
+    source: str,
+    function_dir: Path,
+    session: boto3.Session | None = None,
+    kms_key: str | None = None,
+    *,
+    force: bool = False,
+) -> Promotion:
     """Fetch `source` (a folder or an s3:// prefix, read with `session`) beside `function_dir/model`, have the
     function's own loader check the copy, then swap it in. Any failure changes nothing and leaves no staging.
+    With `kms_key`, the checked model is sealed with it (sml/seal.py) and the loader checks the sealed copy too.
 
     Raises:
         UserError: the source is missing, the bundle fails a check (BundleError names which), or it is a
@@ -53,15 +75,33 @@ def promote(source: str, function_dir: Path, session: boto3.Session | None = Non
                 f"{source} is a --dry-run bundle (one batch of one epoch), not a trained model; train without "
                 "--dry-run, or pass --force to serve it anyway"
             )
-        previous = read_previous_card(model_dir)
-        publish(staging, model_dir, (MODEL_FILE, INT8_FILE), CARD_FILE)
+        if kms_key is not None:
+            bundle = seal_checked(function_dir, staging, bundle.card, kms_key, session or boto3.Session())
+        previous = read_json_object(model_dir / CARD_FILE)
+        publish(staging, model_dir, [name for name in SERVED_FILES if name != CARD_FILE], CARD_FILE)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return Promotion(bundle=Bundle(path=model_dir, card=bundle.card, files=bundle.files), previous=previous)
 
 
+def seal_checked(
+    function_dir: Path, staging: Path, card: dict[str, Any], kms_key: str, session: boto3.Session
+) -> Bundle:
+    """Seal the staged model with `kms_key`, then have the function open it as it will at init (KMS Decrypt)."""
+    from sml.seal import seal  # cryptography: only promotions with --kms-key import it
+
+    seal(staging, card, kms_key, session.client("kms"))
+    aws = {"AWS_REGION": session.region_name, "AWS_DEFAULT_REGION": session.region_name}
+    if session.profile_name != "default":
+        aws["AWS_PROFILE"] = session.profile_name
+    return check_with_function(function_dir, staging, os.environ | {k: v for k, v in aws.items() if v})
+
+
 def fetch_bundle(source: str, destination: Path, session: boto3.Session | None = None) -> None:
     """Copy the bundle files at `source` into `destination`: the one place that knows where bundles come from."""
+    if source.startswith("s3://") and source.endswith(ARCHIVE_SUFFIX):
+        download_archive(source, destination, session or boto3.Session())
+        return
     if source.startswith("s3://"):
         download_bundle(source, destination, session or boto3.Session())
         return
@@ -96,6 +136,29 @@ def download_bundle(uri: str, destination: Path, session: boto3.Session) -> None
             download_verified(s3, bucket, prefix + name, destination / name)
 
 
+def download_archive(uri: str, destination: Path, session: boto3.Session) -> None:
+    """The bundle files in SageMaker's model.tar.gz (an isolated job's /opt/ml/model): regular files only."""
+    bucket, key = split_s3_uri(uri)
+    archive = destination / ARCHIVE_NAME
+    try:
+        download_verified(session.client("s3"), bucket, key, archive)
+        with tarfile.open(archive, "r:gz") as tar:
+            members = {member.name.removeprefix("./"): member for member in tar.getmembers()}
+            for name in BUNDLE_FILES:
+                member = members.get(name)
+                if member is None:
+                    continue
+                source = tar.extractfile(member) if member.isfile() else None
+                if source is None:
+                    raise BundleError(f"{uri}: {name} is not a regular file in the archive")
+                with source, (destination / name).open("wb") as file:
+                    shutil.copyfileobj(source, file)
+    except (tarfile.TarError, EOFError, OSError) as error:
+        raise BundleError(f"{uri} is not a readable model.tar.gz: {error}") from None
+    finally:
+        archive.unlink(missing_ok=True)
+
+
 def download_verified(s3: Any, bucket: str, key: str, path: Path) -> None:
     """Stream one object to `path`, and refuse it when it differs from the SHA-256 checksum S3 stored at upload."""
     response = s3.get_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
@@ -120,12 +183,13 @@ def is_dry_run(card: dict[str, Any]) -> bool:
     return isinstance(config, dict) and config.get("dry_run") is True
 
 
-def read_previous_card(model_dir: Path) -> dict[str, Any] | None:
+def read_json_object(path: Path) -> dict[str, Any] | None:
+    """The JSON object in `path` (a card, a key file), or None when there is none to read."""
     try:
-        card = json.loads((model_dir / CARD_FILE).read_text(encoding="utf-8"))
+        value = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):
         return None
-    return card if isinstance(card, dict) else None
+    return value if isinstance(value, dict) else None
 
 
 def describe(promotion: Promotion) -> str:
@@ -139,6 +203,9 @@ def describe(promotion: Promotion) -> str:
         f"  files: {files} (model.onnx sha256 {card['sha256'][:12]}...)",
         f"  test metrics: {figures or 'none recorded'}",
     ]
+    sealed = read_json_object(promotion.bundle.path / KEY_FILE)
+    if sealed is not None:
+        lines.append(f"  sealed: {ENCRYPTED_FILE} with KMS key {sealed.get('key_id')}; no plaintext model ships")
     if promotion.previous is not None:
         lines.append(f"  replaced: {promotion.previous.get('name')} {promotion.previous.get('version')}")
     if is_dry_run(card):

@@ -17,6 +17,11 @@ def configure_promote(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--force", action="store_true", help="promote a --dry-run bundle too (refused without it: not a trained model)"
     )
+    parser.add_argument(
+        "--kms-key",
+        metavar="KEY",
+        help="seal model.onnx with this KMS key (id, ARN or alias/NAME): the function decrypts it at init",
+    )
     add_aws_arguments(parser, stack=False)
 
 
@@ -25,6 +30,7 @@ def run_promote(args: argparse.Namespace) -> int:
     from sml.promote import describe, promote  # the other commands need none of what it imports
 
     with aws_errors():
-        session = aws_session(args, region_required=False) if args.source.startswith("s3://") else None
-        print(describe(promote(args.source, args.function_dir, session, force=args.force)))
+        uses_aws = args.source.startswith("s3://") or args.kms_key is not None
+        session = aws_session(args, region_required=args.kms_key is not None) if uses_aws else None
+        print(describe(promote(args.source, args.function_dir, session, args.kms_key, force=args.force)))
     return 0

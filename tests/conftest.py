@@ -72,6 +72,18 @@ def digits_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_bundle(tmp_path_factory.mktemp("digits-bundle"), n_features=64)
 
 
+@pytest.fixture(scope="session")
+def penguins_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bundle trained (a few seconds) on examples/data/penguins.csv: categorical island and sex, 3 species."""
+    from training.__main__ import train
+    from training.config import TrainConfig
+
+    out = tmp_path_factory.mktemp("penguins-bundle") / "bundle"
+    config = TrainConfig(data=str(ROOT / "examples/data/penguins.csv"), target="species", out=str(out), epochs=15)
+    train(config)
+    return out
+
+
 def read_event(name: str) -> dict[str, Any]:
     event: dict[str, Any] = json.loads((EVENTS_DIR / name).read_text())
     return event
@@ -84,7 +96,7 @@ def load_event() -> Callable[[str], dict[str, Any]]:
 
 
 FUNCTION_DIR = ROOT / "functions" / "predict"
-FUNCTION_MODULES = ("app", "api", "predict", "model", "contract", "openapi_doc", "card_view")
+FUNCTION_MODULES = ("app", "api", "predict", "model", "contract", "openapi_doc", "card_view", "envelope", "records")
 
 
 def import_predict_app(monkeypatch: pytest.MonkeyPatch, model_dir: Path, **env: str) -> ModuleType:

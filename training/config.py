@@ -50,6 +50,8 @@ class TrainConfig:
     mask: tuple[str, ...] = ()  # columns replaced by a keyed hash before training (training/data/privacy.py)
     mask_key_secret: str = ""  # Secrets Manager secret holding the --mask key; empty: $SML_MASK_KEY
     features: tuple[str, ...] = ()  # empty: every column but target and excluded ones
+    categorical: tuple[str, ...] = ()  # numeric columns to treat as categories too (text columns always are)
+    max_categories: int = 32  # a categorical column keeps its most frequent values up to this many
     task: str = "auto"  # auto: string or few-valued integer target -> classification
     input_shape: tuple[int, ...] = ()  # e.g. 1,8,8 for a cnn over flat pixel columns
     val_fraction: float = 0.15
@@ -108,7 +110,7 @@ class TrainConfig:
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{flag(name)}: {getattr(self, name)!r} is not one of {', '.join(allowed)}")
         at_least_one = ("epochs", "batch_size", "hidden_size", "depth", "channels", "d_model", "heads", "layers")
-        for name in (*at_least_one, "step_size"):
+        for name in (*at_least_one, "step_size", "max_categories"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{flag(name)}: must be at least 1, got {getattr(self, name)}")
         for name in ("lr", "parity_tolerance", "gamma"):

@@ -147,6 +147,9 @@ HELP: dict[str, str] = {
     "the key comes from $SML_MASK_KEY or --mask-key-secret and is never stored",
     "mask_key_secret": "ARN or name of the AWS Secrets Manager secret holding the --mask key (empty: $SML_MASK_KEY)",
     "features": "comma-separated feature columns (default: all but target and excluded)",
+    "categorical": "comma-separated numeric columns to treat as categories, e.g. integer codes (text columns "
+    "always are)",
+    "max_categories": "values kept per categorical column, most frequent first; the rest share one 'unseen' bucket",
     "task": "classification or regression (auto: decided from the target)",
     "input_shape": "image shape of each row, C,H,W, e.g. 1,8,8 (needed by --model cnn and --shift-pixels)",
     "val_fraction": "share of the rows held out for validation (early stopping), between 0 and 1",

@@ -15,6 +15,9 @@ import orjson
 
 BUNDLE_FORMAT = "serverless-ml.bundle/1"
 CARD_FILE, MODEL_FILE, INT8_FILE = "model.json", "model.onnx", "model.int8.onnx"
+ENCRYPTED_FILE, KEY_FILE = "model.onnx.enc", "model.key.json"  # `sml promote --kms-key` (envelope.py)
+# The graph's string input of a model with categorical features. Twin: training/export/encoding.py CATEGORIES.
+CATEGORIES_INPUT = "categories"
 OUTPUT_BY_TASK = {"classification": "probabilities", "regression": "predictions"}
 CARD_KEYS: dict[str, type] = {"format": str, "name": str, "version": str, "task": str, "input": dict,
                               "outputs": list, "metrics": dict, "sample": dict, "training": dict, "export": dict,
@@ -126,6 +129,8 @@ def check_input(spec: dict[str, Any]) -> tuple[int, ...]:
     if spec.get("name") != "features" or spec.get("dtype") != "float32":
         raise BundleError(f"{CARD_FILE}: input must be named 'features' with dtype 'float32'")
     row_shape = tuple(shape[1:])
+    if "features" in spec:  # records.read_schema checks feature_names against input.features
+        return row_shape
     names = spec.get("feature_names")
     if names is not None and not (
         isinstance(names, list) and len(names) == math.prod(row_shape) and all(isinstance(n, str) for n in names)

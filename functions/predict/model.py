@@ -6,13 +6,16 @@ bundle in a process of its own (sml/bundle.py), so a bundle that promote accepts
 
 import hashlib
 from pathlib import Path
-from typing import Any, NamedTuple, TypeAlias
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
 import numpy as np
 import onnxruntime as ort
 from contract import (
     CARD_FILE,
+    CATEGORIES_INPUT,
+    ENCRYPTED_FILE,
     INT8_FILE,
+    KEY_FILE,
     MODEL_FILE,
     OUTPUT_BY_TASK,
     BundleError,
@@ -21,6 +24,9 @@ from contract import (
     check_servable,
     read_card,
 )
+
+if TYPE_CHECKING:  # records is imported only for models with categorical inputs
+    from records import Schema
 
 __all__ = ["OUTPUT_BY_TASK", "BundleError", "Model", "load", "resolve_model_dir"]  # what the rest of the function uses
 # onnxruntime on Lambda (arm64) and in the training job (x86, another build) sum in other orders: their float32
@@ -44,10 +50,17 @@ class Model(NamedTuple):  # not a dataclass, whose class takes ~1.5 ms more of e
     version: str
     task: str
     labels: list[str]  # empty for regression
+    schema: "Schema | None" = None  # a model with categorical inputs: its features (records.py)
 
     def predict(self, batch: Float32Array) -> Float32Array:
         """Run the graph: probabilities [batch, classes] or predictions [batch]."""
         (output,) = self.session.run([self.output_name], {self.input_name: batch})
+        return np.asarray(output, dtype=np.float32)
+
+    def predict_categories(self, features: Float32Array, categories: np.ndarray) -> Float32Array:
+        """Run a graph with categorical inputs: `categories` holds their strings, in card order."""
+        feeds = {self.input_name: features, CATEGORIES_INPUT: categories}
+        (output,) = self.session.run([self.output_name], feeds)
         return np.asarray(output, dtype=np.float32)
 
 
@@ -66,7 +79,7 @@ def load(model_dir: Path, intra_op_threads: int = 1, inter_op_threads: int = 1) 
     card = read_card(model_dir / CARD_FILE)
     row_shape = check_card(card)
     check_servable(card)
-    model_bytes = read_model(model_dir / MODEL_FILE)
+    model_bytes = read_model(model_dir / MODEL_FILE) if not is_sealed(model_dir) else open_sealed(model_dir, card)
     digest = hashlib.sha256(model_bytes).hexdigest()
     if digest != card["sha256"]:
         raise BundleError(
@@ -74,6 +87,13 @@ def load(model_dir: Path, intra_op_threads: int = 1, inter_op_threads: int = 1) 
             "the file changed after export; promote the bundle again"
         )
     check_self_contained(model_bytes)  # before onnxruntime, which would read the external files
+    schema = None
+    if "features" in card["input"]:
+        from records import read_schema
+
+        schema = read_schema(card["input"], row_shape[0] if len(row_shape) == 1 else 0)
+        if not any(schema.categorical):
+            schema = None  # a numeric model that lists its features: served like any other
     session = build_session(model_bytes, intra_op_threads, inter_op_threads)
     model = Model(
         card=card,
@@ -85,6 +105,7 @@ def load(model_dir: Path, intra_op_threads: int = 1, inter_op_threads: int = 1) 
         version=card["version"],
         task=card["task"],
         labels=list(card["labels"]) if card["task"] == "classification" else [],
+        schema=schema,
     )
     check_session(model)
     return model
@@ -97,6 +118,24 @@ def read_model(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as error:
         raise BundleError(f"cannot read {path}: {error.strerror}; run `sml promote` to place a bundle") from None
+
+
+def is_sealed(model_dir: Path) -> bool:
+    path = model_dir / ENCRYPTED_FILE
+    return path.exists() or path.is_symlink()
+
+
+def open_sealed(model_dir: Path, card: dict[str, Any]) -> bytes:
+    """model.onnx.enc, decrypted in memory; no plaintext model may ship beside it."""
+    for name in (MODEL_FILE, INT8_FILE):
+        if (model_dir / name).exists() or (model_dir / name).is_symlink():
+            raise BundleError(f"{name} ships beside {ENCRYPTED_FILE}: a sealed bundle holds no plaintext model")
+    for name in (ENCRYPTED_FILE, KEY_FILE):
+        if (model_dir / name).is_symlink():
+            raise BundleError(f"{model_dir / name} is a symbolic link; a bundle holds regular files")
+    import envelope  # boto3 and cryptography: only a sealed bundle's cold start imports them
+
+    return envelope.open_model(model_dir, card)
 
 
 def build_session(model_bytes: bytes, intra_op_threads: int, inter_op_threads: int) -> ort.InferenceSession:
@@ -116,8 +155,15 @@ def check_session(model: Model) -> None:
     """The graph must take the card's input, with a dynamic batch axis and fixed feature axes, and reproduce
     the card's sample outputs in the shape serving answers with."""
     inputs = model.session.get_inputs()
-    if [i.name for i in inputs] != [model.input_name] or inputs[0].type != "tensor(float)":
-        raise BundleError(f"model.onnx inputs {[(i.name, i.type) for i in inputs]} differ from the card's")
+    expected = [(model.input_name, "tensor(float)")]
+    if model.schema is not None:
+        expected.append((CATEGORIES_INPUT, "tensor(string)"))
+    if [(i.name, i.type) for i in inputs] != expected:
+        raise BundleError(f"model.onnx inputs {[(i.name, i.type) for i in inputs]} differ from the card's {expected}")
+    if model.schema is not None:
+        from records import check_categories_shape
+
+        check_categories_shape(list(inputs[1].shape), model.schema)
     graph_shape = list(inputs[0].shape)
     if graph_shape[1:] != list(model.row_shape) or isinstance(graph_shape[0], int):
         raise BundleError(
@@ -128,17 +174,30 @@ def check_session(model: Model) -> None:
     if outputs.get(model.output_name) != "tensor(float)":
         raise BundleError(f"model.onnx has no float output {model.output_name!r}: its outputs are {outputs}")
     sample = model.card["sample"]
+    if model.schema is not None:
+        from records import sample_inputs
+
+        return check_sample(model, *sample_inputs(model.schema, sample["instances"]))
     try:
         instances = np.asarray(sample["instances"], dtype=np.float32)
-        want = np.asarray(sample["outputs"], dtype=np.float64)
     except (ValueError, TypeError):
-        raise BundleError("model.json: sample.instances and sample.outputs must be arrays of numbers") from None
+        raise BundleError("model.json: sample.instances must be arrays of numbers") from None
     if instances.shape[1:] != model.row_shape:
         raise BundleError(f"model.json: sample.instances are rows of shape {list(instances.shape[1:])}, "
                           f"not the input's {list(model.row_shape)}")  # fmt: skip
+    check_sample(model, instances)
+
+
+def check_sample(model: Model, instances: Float32Array, categories: np.ndarray | None = None) -> None:
+    """The graph reproduces the card's sample outputs, in the shape serving answers with."""
+    try:
+        want = np.asarray(model.card["sample"]["outputs"], dtype=np.float64)
+    except (ValueError, TypeError):
+        raise BundleError("model.json: sample.outputs must be an array of numbers") from None
     # Scoring the sample here also warms the session up, so the first request pays no one-off allocation.
     try:
-        got = model.predict(instances).astype(np.float64)
+        scores = model.predict(instances) if categories is None else model.predict_categories(instances, categories)
+        got = scores.astype(np.float64)
     except Exception as error:  # onnxruntime's own types: a graph that cannot score its input is broken
         raise BundleError(f"model.onnx cannot score the card's sample: {error}") from None
     serving_shape = (len(instances), len(model.labels)) if model.task == "classification" else (len(instances),)

@@ -80,7 +80,14 @@ def predict(ready: Model, event: Mapping[str, Any], max_batch: int, rows_fit: in
 
     `rows_fit` (rows_that_fit, computed once per model) refuses a batch whose answer Lambda could not return.
     """
-    batch = parse_instances(read_body(event), ready.row_shape, max_batch)
+    body = read_body(event)
+    if ready.schema is None:  # numeric features only: one float array, the fast path
+        batch = parse_instances(body, ready.row_shape, max_batch, ready.card)
+        categories = None
+    else:
+        from records import parse_rows  # models with categorical inputs only
+
+        batch, categories = parse_rows(body, read_instances(parse_json(body)), ready.schema, max_batch)
     if len(batch) > rows_fit:
         raise ApiError(
             413,
@@ -89,7 +96,7 @@ def predict(ready: Model, event: Mapping[str, Any], max_batch: int, rows_fit: in
             f"the answer to more would exceed Lambda's {LAMBDA_RESPONSE_BYTES} byte response limit",
         )
     started = time.perf_counter()
-    scores = ready.predict(batch)
+    scores = ready.predict(batch) if categories is None else ready.predict_categories(batch, categories)
     model_ms = (time.perf_counter() - started) * 1000.0
     return Prediction(answer(ready, scores), len(batch), model_ms)
 
@@ -150,13 +157,27 @@ def holds_boolean(body: bytes | str, instances: list[Any]) -> bool:
     return any(type(value) is bool for value in np.array(instances, dtype=object).flat)
 
 
-def parse_instances(body: bytes | str, row_shape: tuple[int, ...], max_batch: int) -> Float32Array:
-    """The body's `instances` as a float32 array of shape [n, *row_shape], or an ApiError."""
-    document = parse_json(body)
+def read_instances(document: Any) -> list[Any]:
     instances = document.get("instances") if isinstance(document, dict) else None
     if not isinstance(instances, list) or not instances:
         raise ApiError(422, "invalid_instances", 'send {"instances": [[...], ...]}: a non-empty list of rows')
+    return instances
+
+
+def parse_instances(
+    body: bytes | str, row_shape: tuple[int, ...], max_batch: int, card: Mapping[str, Any] | None = None
+) -> Float32Array:
+    """The body's `instances` as a float32 array of shape [n, *row_shape], or an ApiError.
+
+    Rows sent as objects keyed by feature name (records.py) need the `card`'s input.feature_names.
+    """
+    instances = read_instances(parse_json(body))
     if not isinstance(instances[0], list):
+        if isinstance(instances[0], dict) and card is not None:
+            from records import named_numbers  # rows by feature name: not on the positional rows' path
+
+            names = card["input"].get("feature_names") or []
+            return named_numbers(body, instances, names, max_batch).reshape(-1, *row_shape)
         raise ApiError(422, "invalid_instances", f"each instance must be a list of shape {list(row_shape)}")
     if len(instances) > max_batch:
         raise ApiError(413, "batch_too_large", f"at most {max_batch} instances per request, got {len(instances)}")

@@ -14,6 +14,7 @@ from training.cloud.contract import METRIC_REGEXES
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 CHECKPOINT_PATH = "/opt/ml/checkpoints"  # the training job resumes from here (docs/aws-contracts.md)
 DEFAULT_MAX_RUNTIME_S = 86_400
+MODELS_PREFIX = "models/"  # SageMaker's own output (model.tar.gz); template.yaml lets training jobs write there
 # The training job logs one JSON object per epoch; SageMaker turns these captures into CloudWatch metrics.
 METRIC_DEFINITIONS = [{"Name": name, "Regex": regex} for name, regex in METRIC_REGEXES.items()]
 OUTCOMES = {"Completed": "succeeded", "Failed": "failed", "Stopped": "failed"}
@@ -28,7 +29,27 @@ class Resources:
     max_wait_s: int | None  # Spot only: how long to wait for capacity plus train; None: twice the runtime
 
 
-def submit(session: boto3.Session, job: TrainingJob, image: str, role_arn: str, resources: Resources) -> str:
+@dataclass(frozen=True)
+class Network:
+    """Where the job's containers may reach: only their channels and output when isolated, and which VPC."""
+
+    isolated: bool = True
+    subnets: tuple[str, ...] = ()
+    security_groups: tuple[str, ...] = ()
+
+    def request(self, instance_count: int) -> dict[str, Any]:
+        """The CreateTrainingJob fields for this network."""
+        fields: dict[str, Any] = {"EnableNetworkIsolation": self.isolated}
+        if instance_count > 1:  # traffic between the hosts (torch.distributed) is encrypted on the wire
+            fields["EnableInterContainerTrafficEncryption"] = True
+        if self.subnets:
+            fields["VpcConfig"] = {"Subnets": list(self.subnets), "SecurityGroupIds": list(self.security_groups)}
+        return fields
+
+
+def submit(
+    session: boto3.Session, job: TrainingJob, image: str, role_arn: str, resources: Resources, network: Network
+) -> str:
     """Create the training job; returns its name, which is its id on SageMaker."""
     runtime = job.max_runtime_s or DEFAULT_MAX_RUNTIME_S
     stopping: dict[str, int] = {"MaxRuntimeInSeconds": runtime}
@@ -45,7 +66,7 @@ def submit(session: boto3.Session, job: TrainingJob, image: str, role_arn: str, 
             "TrainingInputMode": "File",
             "MetricDefinitions": METRIC_DEFINITIONS,
         },
-        HyperParameters=hyperparameters(job),
+        HyperParameters=hyperparameters(job, network.isolated),
         InputDataConfig=[
             {
                 "ChannelName": "train",
@@ -58,8 +79,9 @@ def submit(session: boto3.Session, job: TrainingJob, image: str, role_arn: str, 
                 },
             }
         ],
-        # SageMaker also tars /opt/ml/model to S3OutputPath/JOB/output/model.tar.gz; the bundle itself goes to `out`.
-        OutputDataConfig={"S3OutputPath": f"s3://{job.bucket}/models/"},
+        # SageMaker tars /opt/ml/model to S3OutputPath/JOB/output/model.tar.gz (model_artifact); a job that is not
+        # isolated also uploads the bundle itself to `out`.
+        OutputDataConfig={"S3OutputPath": f"s3://{job.bucket}/{MODELS_PREFIX}"},
         ResourceConfig={
             "InstanceType": resources.instance_type,
             "InstanceCount": resources.instance_count,
@@ -69,14 +91,29 @@ def submit(session: boto3.Session, job: TrainingJob, image: str, role_arn: str, 
         EnableManagedSpotTraining=resources.spot,
         CheckpointConfig={"S3Uri": job.checkpoint_uri, "LocalPath": CHECKPOINT_PATH},
         RoleArn=role_arn,
-        Tags=[{"Key": "serverless-ml:bundle", "Value": job.bundle_uri}],
+        Tags=[{"Key": "serverless-ml:bundle", "Value": bundle_location(job, network.isolated)}],
+        **network.request(resources.instance_count),
     )
     return job.name
 
 
-def hyperparameters(job: TrainingJob) -> dict[str, str]:
-    """The settings plus where things are; `data` names the file when --data is one file, not a prefix."""
-    values = {**job.settings, "target": job.target, "out": job.bundle_uri}
+def bundle_location(job: TrainingJob, isolated: bool) -> str:
+    """What `sml promote` reads: SageMaker's model.tar.gz for an isolated job, which cannot reach S3 itself."""
+    return model_artifact(job.bucket, job.name) if isolated else job.bundle_uri
+
+
+def model_artifact(bucket: str, name: str) -> str:
+    return f"s3://{bucket}/{MODELS_PREFIX}{name}/output/model.tar.gz"
+
+
+def hyperparameters(job: TrainingJob, isolated: bool) -> dict[str, str]:
+    """The settings plus where things are; `data` names the file when --data is one file, not a prefix.
+
+    An isolated job gets no `out`: it writes the bundle to /opt/ml/model only, and SageMaker uploads that.
+    """
+    values = {**job.settings, "target": job.target}
+    if not isolated:
+        values["out"] = job.bundle_uri
     if not job.data.endswith("/"):
         values["data"] = job.data.rsplit("/", 1)[-1]
     return values
@@ -106,9 +143,17 @@ def describe(session: boto3.Session, name: str) -> JobView:
         created=as_utc(job.get("CreationTime")),
         started=as_utc(job.get("TrainingStartTime")),
         stopped=as_utc(job.get("TrainingEndTime")),
-        bundle=job.get("HyperParameters", {}).get("out"),
+        bundle=job.get("HyperParameters", {}).get("out") or model_artifacts(job),
         notes=tuple(spot_notes(job)),
     )
+
+
+def model_artifacts(job: dict[str, Any]) -> str | None:
+    """An isolated job's bundle: SageMaker's model.tar.gz, once the job has completed."""
+    if job.get("TrainingJobStatus") != "Completed":
+        return None
+    artifact = job.get("ModelArtifacts", {}).get("S3ModelArtifacts")
+    return str(artifact) if artifact else None
 
 
 def spot_notes(job: dict[str, Any]) -> list[str]:

@@ -32,6 +32,9 @@ BACKEND_ONLY = {
     "role_arn": ("sagemaker", "--role-arn"),
     "image": ("sagemaker", "--image"),
     "image_tag": ("sagemaker", "--image-tag"),
+    "network_isolation": ("sagemaker", "--network-isolation"),
+    "subnets": ("sagemaker", "--subnets"),
+    "security_groups": ("sagemaker", "--security-groups"),
 }
 
 SUBMIT_DESCRIPTION = """\
@@ -40,7 +43,8 @@ kebab-case) come from --config FILE and repeated --set NAME=VALUE, which win; th
 training job reads them before anything is sent. SageMaker receives them as
 hyperparameters, Batch as TRAIN_<NAME> environment variables; the data, target, bundle and checkpoint
 locations go as flags (Batch) or hyperparameters and channels (SageMaker). The bundle lands in
-s3://BUCKET/bundles/JOB/ on both, ready for `sml promote`."""
+s3://BUCKET/bundles/JOB/, or, for a SageMaker job with network isolation (the default there), in SageMaker's
+s3://BUCKET/models/JOB/output/model.tar.gz; either is ready for `sml promote`."""
 
 logger = logging.getLogger("sml")
 
@@ -101,6 +105,13 @@ def configure_submit(parser: argparse.ArgumentParser) -> None:
     on_sagemaker.add_argument("--role-arn", help="execution role (default: the stack's SageMakerRoleArn)")
     on_sagemaker.add_argument("--image", help="training image URI (default: TrainingRepositoryUri:--image-tag)")
     on_sagemaker.add_argument("--image-tag", help="default: the stack's TrainingImageTag parameter")
+    on_sagemaker.add_argument(
+        "--network-isolation",
+        action=argparse.BooleanOptionalAction,
+        help="the job reaches only its channels and output; the bundle comes back as model.tar.gz (default: on)",
+    )
+    on_sagemaker.add_argument("--subnets", type=id_list, help="run in your VPC: subnet-a,subnet-b")
+    on_sagemaker.add_argument("--security-groups", type=id_list, help="with --subnets: sg-1,sg-2")
     add_aws_arguments(parser)
 
 
@@ -110,6 +121,7 @@ def run_submit(args: argparse.Namespace) -> int:
         if getattr(args, attribute) is not None and args.backend != backend:
             raise UserError(f"{flag} applies to --backend {backend} only")
     settings = read_settings(args.config, args.set)
+    network = network_of(args)
     data = args.data or settings.get("data")
     target = args.target or settings.get("target")
     settings = {key: value for key, value in settings.items() if key not in ("data", "target")}
@@ -137,18 +149,21 @@ def run_submit(args: argparse.Namespace) -> int:
             logger.warning(
                 "note: the stack's training roles read s3://%s/data/ only; check the job can read %s", bucket, data
             )
-        job_id = submit_job(args, session, stack, job)
+        job_id = submit_job(args, session, stack, job, network)
+        bundle = sagemaker.bundle_location(job, network.isolated) if args.backend == "sagemaker" else job.bundle_uri
         print(f"submitted {job.name} to {args.backend}: job id {job_id}")
-        print(f"  bundle:  {job.bundle_uri}")
+        print(f"  bundle:  {bundle}")
         print(f"  status:  sml status {job_id} --wait")
         print(f"  logs:    sml logs {job_id} --follow")
-        print(f"  promote: sml promote {job.bundle_uri}", flush=True)
+        print(f"  promote: sml promote {bundle}", flush=True)
         if not args.wait:
             return 0
         return wait_for(session, job_id, args.backend, args.interval)
 
 
-def submit_job(args: argparse.Namespace, session: boto3.Session, stack: Stack, job: TrainingJob) -> str:
+def submit_job(
+    args: argparse.Namespace, session: boto3.Session, stack: Stack, job: TrainingJob, network: sagemaker.Network
+) -> str:
     if args.backend == "batch":
         queue = args.job_queue or stack.output("JobQueueArn", "--job-queue", BATCH_HINT)
         definition = args.job_definition or stack.output("JobDefinitionArn", "--job-definition", BATCH_HINT)
@@ -169,7 +184,26 @@ def submit_job(args: argparse.Namespace, session: boto3.Session, stack: Stack, j
         spot=args.spot is not False,
         max_wait_s=args.max_wait,
     )
-    return sagemaker.submit(session, job, image, role_arn, resources)
+    return sagemaker.submit(session, job, image, role_arn, resources, network)
+
+
+def network_of(args: argparse.Namespace) -> sagemaker.Network:
+    """SageMaker's network settings; checked before any AWS call, as the settings are."""
+    if bool(args.subnets) != bool(args.security_groups):
+        raise UserError("--subnets and --security-groups go together: a job in your VPC needs both")
+    return sagemaker.Network(
+        isolated=args.network_isolation is not False,
+        subnets=tuple(args.subnets or ()),
+        security_groups=tuple(args.security_groups or ()),
+    )
+
+
+def id_list(text: str) -> list[str]:
+    """argparse type for --subnets/--security-groups: comma-separated ids, none empty."""
+    ids = [item.strip() for item in text.split(",")]
+    if not all(ids):
+        raise ValueError(f"{text!r} is not a comma-separated list of ids, like subnet-1a2b,subnet-3c4d")
+    return ids
 
 
 def duration(text: str) -> int:

@@ -2,8 +2,10 @@
 
 import base64
 import hashlib
+import io
 import secrets
 import subprocess
+import tarfile
 from pathlib import Path
 
 import boto3
@@ -88,3 +90,45 @@ def test_promote_s3_names_the_invalid_part_of_the_uri(aws_stack: FakeStack) -> N
     result = aws_stack.sml("promote", "s3://BUCKET/bundles/JOB/")
 
     assert_refused(aws_stack, result, "bucket name 'BUCKET' is not valid: bucket names are lower case letters")
+
+
+def upload_archive(files: dict[str, bytes], links: tuple[str, ...] = ()) -> str:
+    """SageMaker's model.tar.gz of /opt/ml/model (members named ./NAME), as an isolated job leaves it."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in files.items():
+            member = tarfile.TarInfo(f"./{name}")
+            member.size = len(data)
+            tar.addfile(member, io.BytesIO(data))
+        for name in links:
+            member = tarfile.TarInfo(f"./{name}")
+            member.type, member.linkname = tarfile.SYMTYPE, "/etc/passwd"
+            tar.addfile(member)
+    key = f"models/digits-20261129-153000-{secrets.token_hex(2)}/output/model.tar.gz"
+    boto3.client("s3").put_object(Bucket=BUCKET, Key=key, Body=buffer.getvalue(), ChecksumAlgorithm="SHA256")
+    return f"s3://{BUCKET}/{key}"
+
+
+def test_promote_s3_unpacks_the_model_archive_of_an_isolated_sagemaker_job(
+    aws_stack: FakeStack, tiny_regression_bundle: Path
+) -> None:
+    source = upload_archive({**bundle_files(tiny_regression_bundle), "history.json": b"[]"})
+
+    result = aws_stack.sml("promote", source)
+
+    assert result.returncode == 0, result.stderr
+    placed = aws_stack.model_files()
+    assert {name: placed[name] for name in ("model.onnx", "model.json")} == bundle_files(tiny_regression_bundle)
+    assert "history.json" not in placed
+    assert not list((aws_stack.project / "functions" / "predict").glob(".model-*"))
+
+
+def test_promote_s3_refuses_an_archive_whose_model_is_a_link(
+    aws_stack: FakeStack, tiny_regression_bundle: Path
+) -> None:
+    files = bundle_files(tiny_regression_bundle)
+    source = upload_archive({"model.json": files["model.json"]}, links=("model.onnx",))
+
+    result = aws_stack.sml("promote", source)
+
+    assert_refused(aws_stack, result, f"{source}: model.onnx is not a regular file in the archive")

@@ -74,7 +74,9 @@ def test_submit_sagemaker_waits_for_a_spot_training_job_with_checkpoints(aws_sta
     name, job_id = submitted(result.stdout)
     assert job_id == name and JOB_NAME.fullmatch(name)
     assert "state     Completed" in result.stdout
-    assert result.stdout.rstrip().endswith(f"next: sml promote s3://{BUCKET}/bundles/{name}/")
+    artifact = f"s3://{BUCKET}/models/{name}/output/model.tar.gz"  # isolated: SageMaker uploads the bundle
+    assert f"  promote: sml promote {artifact}\n" in result.stdout
+    assert result.stdout.rstrip().endswith(f"next: sml promote {artifact}")
     job = boto3.client("sagemaker").describe_training_job(TrainingJobName=name)
     image = f"{aws_stack.outputs['TrainingRepositoryUri']}:{IMAGE_TAG}"
     assert (job["AlgorithmSpecification"]["TrainingImage"], job["RoleArn"]) == (
@@ -82,12 +84,8 @@ def test_submit_sagemaker_waits_for_a_spot_training_job_with_checkpoints(aws_sta
         aws_stack.outputs["SageMakerRoleArn"],
     )
     assert job["AlgorithmSpecification"]["TrainingInputMode"] == "File"
-    assert job["HyperParameters"] == {
-        "epochs": "5",
-        "target": "label",
-        "data": "digits.csv",
-        "out": f"s3://{BUCKET}/bundles/{name}/",
-    }
+    assert job["HyperParameters"] == {"epochs": "5", "target": "label", "data": "digits.csv"}  # no `out`: no S3 access
+    assert job["EnableNetworkIsolation"] is True
     (channel,) = job["InputDataConfig"]
     assert (channel["ChannelName"], channel["DataSource"]["S3DataSource"]["S3Uri"]) == ("train", DATA)
     assert job["ResourceConfig"] == {"InstanceType": "ml.g5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 50}
@@ -98,10 +96,46 @@ def test_submit_sagemaker_waits_for_a_spot_training_job_with_checkpoints(aws_sta
         "LocalPath": "/opt/ml/checkpoints",
     }
     (request,) = aws_stack.account.requests("SageMaker.CreateTrainingJob")  # moto replaces MetricDefinitions
+    assert "EnableInterContainerTrafficEncryption" not in request and "VpcConfig" not in request  # one instance
     metrics = {item["Name"]: item["Regex"] for item in request["AlgorithmSpecification"]["MetricDefinitions"]}
     assert metrics["val_accuracy"] == '"val_accuracy": ([-+0-9.eE]+)' and metrics["epoch"] == '"epoch": ([0-9]+)'
     captured = re.search(metrics["val_loss"], '{"epoch": 3, "val_loss": 0.2345}')
     assert captured is not None and captured.group(1) == "0.2345"
+
+
+def test_submit_sagemaker_puts_several_instances_in_the_vpc_with_encrypted_traffic(aws_stack: FakeStack) -> None:
+    result = aws_stack.sml(
+        "submit", "--backend", "sagemaker", "--data", DATA, "--target", "label", "--instance-count", "2",
+        "--subnets", "subnet-0a1b,subnet-2c3d", "--security-groups", "sg-0e4f",
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    (request,) = aws_stack.account.requests("SageMaker.CreateTrainingJob")
+    assert request["EnableNetworkIsolation"] is True
+    assert request["EnableInterContainerTrafficEncryption"] is True
+    assert request["VpcConfig"] == {"Subnets": ["subnet-0a1b", "subnet-2c3d"], "SecurityGroupIds": ["sg-0e4f"]}
+    assert request["ResourceConfig"]["InstanceCount"] == 2
+
+
+def test_submit_sagemaker_without_isolation_has_the_job_upload_its_bundle(aws_stack: FakeStack) -> None:
+    result = aws_stack.sml(
+        "submit", "--backend", "sagemaker", "--data", DATA, "--target", "label", "--no-network-isolation",
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    name, _ = submitted(result.stdout)
+    assert f"  promote: sml promote s3://{BUCKET}/bundles/{name}/\n" in result.stdout
+    (request,) = aws_stack.account.requests("SageMaker.CreateTrainingJob")
+    assert request["EnableNetworkIsolation"] is False
+    assert request["HyperParameters"]["out"] == f"s3://{BUCKET}/bundles/{name}/"
+
+
+def test_submit_sagemaker_refuses_subnets_without_security_groups(aws_stack: FakeStack) -> None:
+    result = aws_stack.sml("submit", "--backend", "sagemaker", "--data", DATA, "--target", "label", "--subnets", "s-1")
+
+    assert result.returncode == 2
+    assert result.stderr == ("sml: error: --subnets and --security-groups go together: a job in your VPC needs both\n")
+    assert recorded_calls(aws_stack) == []
 
 
 def test_submit_batch_refuses_spot_on_a_queue_without_spot_capacity(aws_stack: FakeStack) -> None:

@@ -119,10 +119,12 @@ def test_package_fits_lambda_and_holds_only_serving_code(function_dir, lambda_la
         "app.py",
         "card_view.py",
         "contract.py",
+        "envelope.py",
         "model",
         "model.py",
         "openapi_doc.py",
         "predict.py",
+        "records.py",
     ]
 
 
@@ -210,7 +212,7 @@ def test_package_function_ships_hash_based_bytecode(tmp_path):
     )
 
     tag = f"cpython-{LOCAL_VERSION.replace('.', '')}"
-    for module in ("api", "app", "card_view", "model", "openapi_doc", "predict"):
+    for module in ("api", "app", "card_view", "model", "openapi_doc", "predict", "records"):
         bytecode = artifacts / "__pycache__" / f"{module}.{tag}.pyc"
         assert bytecode.read_bytes()[4:8] == (1).to_bytes(4, "little"), module  # unchecked: /var/task is read-only
 

@@ -26,6 +26,15 @@ COMBINATIONS = {
     f"batch-{batch}-{serving}-{auth}": {**BATCH[batch], **SERVING[serving], **AUTH[auth]}
     for batch, serving, auth in itertools.product(BATCH, SERVING, AUTH)
 }
+# The KMS key touches resources on every side (bucket, images, logs, function, roles): with Batch on and off.
+KMS_KEY = {
+    "given": {"KmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"},
+    "created": {"CreateKmsKey": "true"},
+}
+COMBINATIONS |= {
+    f"kms-{key}-batch-{batch}-plain-AWS_IAM": {**KMS_KEY[key], **BATCH[batch]}
+    for key, batch in itertools.product(KMS_KEY, BATCH)
+}
 
 
 @pytest.fixture(scope="module")

@@ -101,3 +101,16 @@ def test_benchmark_bundle_passes_the_function_and_matches_its_state_dict(
     with torch.no_grad():
         expected = model.eval()(torch.from_numpy(INSTANCES)).numpy()
     np.testing.assert_allclose(np.asarray(json.loads(response["body"])["probabilities"]), expected, atol=1e-5)
+
+
+def test_rows_benchmark_reads_the_csv_as_the_api_takes_rows() -> None:
+    from benchmarks.warm_rows import card_rows
+
+    features = [{"name": "island", "kind": "categorical"}, {"name": "bill_length_mm", "kind": "numeric"},
+                {"name": "sex", "kind": "categorical"}]  # fmt: skip
+
+    rows = card_rows(str(ROOT / "examples" / "data" / "penguins.csv"), features)
+
+    assert rows[0] == ["Torgersen", 39.1, "male"]
+    assert len(rows) == 342  # two rows lack bill_length_mm
+    assert ["Torgersen", 34.1, None] in rows  # sex missing: null, as a client sends it

@@ -240,8 +240,8 @@ def write_bad(tmp_path: Path, case: str) -> tuple[Path, dict[str, object]]:
         (tmp_path / "data.xlsx").write_text("size,kind\n1,a\n")
         return tmp_path / "data.xlsx", {"target": "kind"}
     columns = tabular()
-    if case == "text-feature":
-        columns["colour"] = ["red"] * 120
+    if case == "identifier-feature":
+        columns["customer"] = [f"customer-{row:04d}" for row in range(120)]
     if case == "one-class":
         columns["kind"] = ["cat"] * 120
     if case == "all-targets-missing":
@@ -267,7 +267,11 @@ def write_bad(tmp_path: Path, case: str) -> tuple[Path, dict[str, object]]:
         ("header-only", r"header\.csv has no data rows"),
         ("unknown-type", r"unknown file type '\.xlsx'; use a \.csv, \.parquet or \.npz file"),
         ("unknown-target", r"--target 'species' is not a column; available columns: row_id, size, weight, kind"),
-        ("text-feature", r"feature column 'colour' is not numeric .* pass --exclude colour"),
+        (
+            "identifier-feature",
+            r"column 'customer' looks like an identifier or free text \(84 distinct values in 84 training rows\), "
+            r"not a category; pass --exclude customer, or --max-categories 84",
+        ),
         ("one-class", r"target 'kind' has one class \('cat'\)"),
         ("all-targets-missing", r"every row of data\.csv has a missing target 'kind'"),
         ("unknown-exclude", r"--exclude: no column named 'emial'; available columns: row_id"),

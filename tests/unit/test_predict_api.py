@@ -149,10 +149,10 @@ def test_predict_openapi_is_valid_and_describes_the_card(app, load_event, lambda
     assert set(document["paths"]) == {"/predict", "/model", "/health", "/openapi.json"}
     operation = document["paths"]["/predict"]["post"]
     body_schema = operation["requestBody"]["content"]["application/json"]["schema"]
-    instance = body_schema["properties"]["instances"]["items"]
+    instance, by_name = body_schema["properties"]["instances"]["items"]["oneOf"]  # a list, or an object by name
     assert status == 200
     assert (instance["minItems"], instance["maxItems"]) == (64, 64)
-    assert "pixel_7_7" in instance["description"]
+    assert "pixel_7_7" in instance["description"] and by_name["required"][-1] == "pixel_7_7"
     assert operation["responses"]["200"]["content"]["application/json"]["schema"]["properties"]["predictions"]["items"][
         "enum"
     ] == [str(digit) for digit in range(10)]

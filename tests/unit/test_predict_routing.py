@@ -76,7 +76,7 @@ class Context:
 
 def imported():
     names = ("aws_lambda_powertools.event_handler", "aws_xray_sdk", "pydantic", "numpy.typing",
-             "aws_lambda_powertools.utilities.typing")
+             "aws_lambda_powertools.utilities.typing", "envelope", "boto3", "cryptography")
     return [name for name in names if name in sys.modules]
 
 report = {{"init": imported()}}

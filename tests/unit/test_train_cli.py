@@ -124,14 +124,14 @@ def write_csv(path: Path, frame: pd.DataFrame) -> Path:
 
 def bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
     digits = pd.read_csv(DIGITS).head(64)
-    with_text = digits.assign(pixel_0_0=["dark"] * 64)
+    with_text = digits.assign(pixel_0_0=["dark", *digits["pixel_0_0"][1:]])  # a typo in a numeric column
     one_class = digits.assign(label=3)
     empty = tmp_path / "empty.csv"
     empty.write_text("")
     return {
         "missing file": (["--data", str(tmp_path / "absent.csv")], "not found"),
         "unknown target": (["--data", str(DIGITS), "--target", "digit"], "digit"),
-        "non-numeric feature": (["--data", str(write_csv(tmp_path / "text.csv", with_text))], "pixel_0_0"),
+        "text in a numeric feature": (["--data", str(write_csv(tmp_path / "text.csv", with_text))], "pixel_0_0"),
         "empty file": (["--data", str(empty)], "empty"),
         "one class": (["--data", str(write_csv(tmp_path / "one.csv", one_class))], "class"),
         "unknown optimiser": (["--data", str(DIGITS), "--optimizer", "lbfgs"], "lbfgs"),
@@ -139,7 +139,8 @@ def bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
 
 
 @pytest.mark.parametrize(
-    "case", ["missing file", "unknown target", "non-numeric feature", "empty file", "one class", "unknown optimiser"]
+    "case",
+    ["missing file", "unknown target", "text in a numeric feature", "empty file", "one class", "unknown optimiser"],
 )
 def test_train_bad_input_exits_2_with_one_line_and_no_bundle(
     case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]

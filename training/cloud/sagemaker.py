@@ -8,7 +8,9 @@
   `test`, when the job has them, are the validation and test rows (settings val_data and test_data, which
   may name a file in them) in place of parts of the training file (training/data/holdout.py);
 - bundle: /opt/ml/model (SageMaker uploads it as model.tar.gz) and, when hyperparameter `out` is an
-  s3:// prefix, uploaded there too, as AWS Batch jobs do;
+  s3:// prefix, uploaded there too, as AWS Batch jobs do; `sml submit` gives a job with network isolation
+  (its default) no `out`, and the job then makes no AWS call at all (data, checkpoints and the bundle
+  move through SageMaker's channels, CheckpointConfig and output);
 - checkpoints: /opt/ml/checkpoints (CheckpointConfig.LocalPath; SageMaker syncs it with S3), resumed
   automatically when it holds one: a managed Spot job restarted after an interruption goes on;
 - failure: the reason goes to /opt/ml/output/failure (shown by DescribeTrainingJob), exit non-zero;

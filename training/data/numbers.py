@@ -34,7 +34,8 @@ def feature_not_numbers(name: str, column: pd.Series) -> DataError:
     if isinstance(example, int) and abs(example) > MAX_MAGNITUDE:
         return too_large(f"feature column {name!r}", example, f"rescale it or pass --exclude {name}")
     return DataError(
-        f"feature column {name!r} is not numeric (e.g. {quote(example)}); encode it as numbers or pass --exclude {name}"
+        f"feature column {name!r} is not numeric (e.g. {quote(example)}); encode it as numbers, pass "
+        f"--categorical {name} to treat its values as categories, or pass --exclude {name}"
     )
 
 

@@ -1,14 +1,15 @@
 """Read, clean and split the training data."""
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from training.config import TrainConfig
+from training.data.categories import as_text, bucket_count, categorical_columns, learn_vocabulary, one_hot
 from training.data.holdout import TRAINING_FILE, assign_parts, read_sources
-from training.data.numbers import check_magnitude, feature_not_numbers, first_non_number, quote
+from training.data.numbers import check_magnitude, first_non_number, quote
 from training.data.partition import split_indices
 from training.data.privacy import protect
 from training.data.tables import DataError as DataError  # part of this module's interface
@@ -17,8 +18,12 @@ from training.data.tables import describe
 
 @dataclass(frozen=True)
 class Split:
-    x: np.ndarray  # float32 (rows, n_features): imputed, not standardised
+    x: np.ndarray  # float32 (rows, n_features): imputed numbers, then categories one-hot; not standardised
     y: np.ndarray  # int64 class index (classification) or float32 (rows,) (regression)
+    categories: np.ndarray | None = None  # str (rows, n_categorical): the raw values, None without categories
+
+    def head(self, rows: int) -> "Split":
+        return Split(self.x[:rows], self.y[:rows], None if self.categories is None else self.categories[:rows])
 
 
 @dataclass(frozen=True)
@@ -27,7 +32,7 @@ class Splits:
     val: Split
     test: Split
     task: str  # "classification" | "regression"
-    feature_names: list[str]
+    feature_names: list[str]  # every feature in table order: the order of the API's positional rows
     labels: list[str]  # class labels in index order; [] for regression
     mean: np.ndarray  # float32 (n_features,), from the training split only
     std: np.ndarray  # float32 (n_features,), from the training split only; zeros replaced by 1
@@ -35,10 +40,16 @@ class Splits:
     target_std: float  # regression: training-split target std; classification: 1.0
     data_sha256: str
     cleaning: dict[str, int]  # rows_read, rows_dropped_missing_target, values_imputed, columns_excluded
+    vocabularies: dict[str, list[str]] = field(default_factory=dict)  # categorical feature -> known values
+
+    @property
+    def numeric_names(self) -> list[str]:
+        return [name for name in self.feature_names if name not in self.vocabularies]
 
     @property
     def n_features(self) -> int:
-        return len(self.feature_names)
+        """The network's input width: the numeric features, then each categorical one's buckets."""
+        return len(self.numeric_names) + sum(map(bucket_count, self.vocabularies.values()))
 
     @property
     def n_outputs(self) -> int:
@@ -63,8 +74,12 @@ def load_splits(config: TrainConfig) -> Splits:
         raise DataError(f"every row of {source} has a missing target {config.target!r}; fill it or pick --target")
     task = detect_task(table[config.target], config.task)
     labels, y = encode_target(table[config.target], task, config.target)
-    x = table[feature_names].to_numpy(dtype=np.float64, na_value=np.nan)
-    for name, column in zip(feature_names, x.T, strict=True):
+    categorical = categorical_columns(table, feature_names, config)
+    numeric = [name for name in feature_names if name not in categorical]
+    if not numeric:
+        raise DataError("every feature is categorical; the model needs at least one numeric feature column")
+    x = table[numeric].to_numpy(dtype=np.float64, na_value=np.nan)
+    for name, column in zip(numeric, x.T, strict=True):
         if np.isinf(column).any():
             raise DataError(f"feature column {name!r} holds infinite values; clean it or pass --exclude {name}")
         check_magnitude(column, f"feature column {name!r}", f"rescale it or pass --exclude {name}")
@@ -76,11 +91,20 @@ def load_splits(config: TrainConfig) -> Splits:
     parts = assign_parts(split, origin, (bool(config.val_data), bool(config.test_data)))
     train_x = x[parts[0]]
     if np.isnan(train_x).all(axis=0).any():
-        empty = feature_names[int(np.flatnonzero(np.isnan(train_x).all(axis=0))[0])]
+        empty = numeric[int(np.flatnonzero(np.isnan(train_x).all(axis=0))[0])]
         raise DataError(f"feature column {empty!r} has no values in the training rows; pass --exclude {empty}")
     medians = np.nanmedian(train_x, axis=0)
     missing = np.isnan(x)
     x = np.where(missing, medians, x).astype(np.float32)
+    texts = np.stack([as_text(table[name]) for name in categorical], axis=1) if categorical else None
+    vocabularies = {}
+    if texts is not None:
+        train_texts = texts[parts[0]]
+        vocabularies = {
+            name: learn_vocabulary(name, train_texts[:, at], config.max_categories)
+            for at, name in enumerate(categorical)
+        }
+        x = np.concatenate([x, one_hot(texts, list(vocabularies.values()))], axis=1)
     train_x = x[parts[0]]
     # Sums of squares in float64: in float32 they overflow long before the values do (MAX_MAGNITUDE).
     std = train_x.std(axis=0, dtype=np.float64)
@@ -95,12 +119,15 @@ def load_splits(config: TrainConfig) -> Splits:
         "values_imputed": int(missing.sum()),
         "columns_excluded": len(config.exclude),
     }
-    train, val, test = (Split(x=x[index], y=y[index]) for index in parts)
+    train, val, test = (
+        Split(x=x[index], y=y[index], categories=None if texts is None else texts[index]) for index in parts
+    )
     logger.info(
         "data: %d rows read from %s; %d dropped (missing target); %d values imputed with training medians; "
-        "%d columns excluded; %s with %d features; rows train/val/test %d/%d/%d",
+        "%d columns excluded; %s with %d features (%d categorical); rows train/val/test %d/%d/%d",
         rows_read, source, cleaning["rows_dropped_missing_target"], cleaning["values_imputed"],
-        cleaning["columns_excluded"], task, len(feature_names), len(train.y), len(val.y), len(test.y),
+        cleaning["columns_excluded"], task, len(feature_names), len(categorical), len(train.y), len(val.y),
+        len(test.y),
     )  # fmt: skip
     return Splits(
         train=train,
@@ -115,6 +142,7 @@ def load_splits(config: TrainConfig) -> Splits:
         target_std=target_std,
         data_sha256=data_sha256,
         cleaning=cleaning,
+        vocabularies=vocabularies,
     )
 
 
@@ -132,8 +160,6 @@ def choose_features(table: pd.DataFrame, config: TrainConfig) -> list[str]:
             raise DataError(f"--features: no column named {name!r}; available columns: {describe(columns)}")
         if name == config.target:
             raise DataError(f"--features: {name!r} is the target; leave it out of --features")
-        if not pd.api.types.is_numeric_dtype(table[name]):
-            raise feature_not_numbers(name, table[name])
         if pd.api.types.is_complex_dtype(table[name]):  # as float64, numpy would drop the imaginary parts
             raise DataError(
                 f"feature column {name!r} holds complex numbers; split them in two or pass --exclude {name}"

@@ -43,7 +43,7 @@ def build_card(
     training_summary: dict[str, Any],
     onnx_path: Path,
     metrics: dict[str, Any],
-    sample: tuple[np.ndarray, np.ndarray],
+    sample: tuple[np.ndarray | list[list[Any]], np.ndarray],
     parity: dict[str, float],
     latency_ms: dict[str, float],
 ) -> dict[str, Any]:
@@ -52,6 +52,10 @@ def build_card(
     model_input: dict[str, Any] = {"feature_names": list(splits.feature_names)}
     if config.input_shape:
         model_input["image_shape"] = list(config.input_shape)
+    if splits.vocabularies:  # additive: a numeric-only card has no input.features
+        from training.export.features import feature_kinds
+
+        model_input["features"] = feature_kinds(splits)
     training: dict[str, Any] = {
         "config": config.to_dict(),
         "data_sha256": splits.data_sha256,
@@ -91,16 +95,22 @@ def assemble_card(
     model_input: dict[str, Any],
     labels: list[str],
     metrics: dict[str, Any],
-    sample_instances: np.ndarray,
+    sample_instances: np.ndarray | list[list[Any]],
     sample_outputs: np.ndarray,
     training: dict[str, Any],
     export: dict[str, Any],
 ) -> dict[str, Any]:
     """A card in the contract's shape for the ONNX file at `onnx_path`: the one writer of cards, which the
     training job and tests/fixtures/make_tiny_bundle.py share. `model_input` adds to the input's name, shape
-    and dtype (feature_names, image_shape); `export` to the opset, library versions and file size."""
+    and dtype (feature_names, image_shape, features); `export` to the opset, library versions and file size.
+    With categorical features (`model_input["features"]`) the sample's rows are lists of numbers and strings
+    and the input's shape counts the numeric features only, the columns of the float input."""
     digest = file_sha256(onnx_path)
-    n_features = int(np.prod(sample_instances.shape[1:]))
+    if isinstance(sample_instances, list):
+        n_features = sum(feature["kind"] == "numeric" for feature in model_input["features"])
+        instances = sample_instances
+    else:
+        n_features, instances = int(np.prod(sample_instances.shape[1:])), sample_instances.tolist()
     card: dict[str, Any] = {
         "format": FORMAT,
         "name": name,
@@ -110,7 +120,7 @@ def assemble_card(
         "outputs": [OUTPUT_BY_TASK[task]],
         "labels": labels,
         "metrics": {"test": metrics},
-        "sample": {"instances": sample_instances.tolist(), "outputs": sample_outputs.tolist()},
+        "sample": {"instances": instances, "outputs": sample_outputs.tolist()},
         "training": training,
         "export": {
             "opset": onnx_opset(onnx_path),

@@ -18,6 +18,8 @@ from torch import nn
 from training.config import TrainConfig
 from training.data.splits import Splits
 from training.export.card import OUTPUT_BY_TASK, SAMPLE_ROWS, CardTooLarge, build_card, write_card
+from training.export.encoding import add_categorical_inputs, graph_inputs, probe_rows
+from training.export.features import mixed_sample
 from training.export.onnx_int8 import quantize_int8
 from training.export.onnx_run import PARITY_BATCHES, measure_latency, open_session, run_session, test_metrics
 from training.export.publish import publish
@@ -64,13 +66,26 @@ def export_bundle(
         staging.mkdir()
         logger.info("export: exporting to ONNX and checking parity in %s", staging)
         onnx_path = export_onnx(serving, splits.n_features, output_name, config.opset, staging / ONNX_FILE)
+        if splits.vocabularies:
+            add_categorical_inputs(onnx_path, splits)
+        test_inputs = graph_inputs(splits.test, splits)
         expected = torch_outputs(serving, splits.test.x)
         check_shape(expected, splits)
         session = open_session(onnx_path)
-        parity, outputs = check_parity(session, splits.test.x, expected, config.parity_tolerance)
+        parity, outputs = check_parity(session, test_inputs, expected, config.parity_tolerance)
+        if splits.vocabularies:  # the unseen and missing buckets, which the test rows may never reach
+            probes = probe_rows(splits)
+            probed, _ = check_parity(
+                session, graph_inputs(probes, splits), torch_outputs(serving, probes.x), config.parity_tolerance
+            )
+            parity = {key: max(value, probed[key]) for key, value in parity.items()}
+        sample: tuple[np.ndarray | list[list[Any]], np.ndarray]
         try:
-            data = (splits.train.x, splits.val.x, splits.test.x)
-            sample = synthetic_sample(session, splits.train.x, data, SAMPLE_ROWS, config.seed)
+            if splits.vocabularies:
+                sample = mixed_sample(session, splits, SAMPLE_ROWS, config.seed)
+            else:
+                data = (splits.train.x, splits.val.x, splits.test.x)
+                sample = synthetic_sample(session, splits.train.x, data, SAMPLE_ROWS, config.seed)
         except ValueError as error:
             raise ExportError(f"no synthetic sample for the model card: {error}") from None
         card = build_card(
@@ -81,7 +96,7 @@ def export_bundle(
             metrics=test_metrics(outputs, splits),
             sample=sample,
             parity=parity,
-            latency_ms=measure_latency(session, splits.test.x),
+            latency_ms=measure_latency(session, test_inputs),
         )
         if config.quantize == "int8":
             card["int8"] = quantize_int8(onnx_path, staging / INT8_FILE, splits, expected, card["metrics"]["test"])
@@ -161,9 +176,10 @@ def check_shape(outputs: np.ndarray, splits: Splits) -> None:
 
 
 def check_parity(
-    session: ort.InferenceSession, x: np.ndarray, expected: np.ndarray, tolerance: float
+    session: ort.InferenceSession, x: np.ndarray | dict[str, np.ndarray], expected: np.ndarray, tolerance: float
 ) -> tuple[dict[str, float], np.ndarray]:
-    """Compare onnxruntime with PyTorch over `x` at each batch size; return the error figures and the batch-64 outputs.
+    """Compare onnxruntime with PyTorch over `x` (the graph's inputs) at each batch size; return the error
+    figures and the batch-64 outputs.
 
     The tolerance is absolute for values up to 1 (probabilities) and relative beyond, because a float32
     prediction of 300 cannot be closer than its rounding step of 3e-5, whichever runtime computes it.
@@ -180,7 +196,7 @@ def check_parity(
         if not scaled <= tolerance:
             raise ExportError(
                 f"parity check failed: onnxruntime differs from PyTorch by up to {float(np.max(difference)):.3g} "
-                f"({scaled:.3g} relative to values above 1) at batch {batch_size} over {len(x)} test rows, "
+                f"({scaled:.3g} relative to values above 1) at batch {batch_size} over {len(expected)} test rows, "
                 f"more than --parity-tolerance {tolerance:g}; no bundle written"
             )
         worst["parity_max_abs_error"] = max(worst["parity_max_abs_error"], float(np.max(difference)))

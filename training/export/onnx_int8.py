@@ -10,6 +10,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from training.cloud.contract import file_sha256
 from training.data.splits import Splits
+from training.export.encoding import graph_inputs
 from training.export.onnx_run import PARITY_BATCHES, measure_latency, open_session, run_session, test_metrics
 
 # Kept when the test score drops by at most this much: one point of accuracy for classification,
@@ -33,8 +34,9 @@ def quantize_int8(
 
     session = open_session(int8_path)
     parity_error, outputs = 0.0, expected
+    test_inputs = graph_inputs(splits.test, splits)
     for batch_size in PARITY_BATCHES:  # activations are quantised per call, so the batch size matters
-        outputs = run_session(session, splits.test.x, batch_size)
+        outputs = run_session(session, test_inputs, batch_size)
         parity_error = max(parity_error, float(np.max(np.abs(outputs.astype(np.float64) - expected))))
     metrics = test_metrics(outputs, splits)
     score = "accuracy" if splits.task == "classification" else "r2"
@@ -45,7 +47,7 @@ def quantize_int8(
         "rule": f"kept when the test {score} drops by at most {MAX_SCORE_DROP} from the float model's",
         "parity_max_abs_error": parity_error,
         "metrics": {"test": metrics},
-        "latency_ms": measure_latency(session, splits.test.x),
+        "latency_ms": measure_latency(session, test_inputs),
     }
     if kept:
         figures.update(

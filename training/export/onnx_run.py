@@ -22,9 +22,15 @@ def open_session(path: Path) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def run_session(session: ort.InferenceSession, x: np.ndarray, batch_size: int) -> np.ndarray:
-    """The model's single output for every row of `x`, run `batch_size` rows at a time."""
-    feeds = ({"features": x[start : start + batch_size]} for start in range(0, len(x), batch_size))
+def run_session(session: ort.InferenceSession, x: np.ndarray | dict[str, np.ndarray], batch_size: int) -> np.ndarray:
+    """The model's single output for every row of `x` (the features, or every graph input by name), run
+    `batch_size` rows at a time."""
+    inputs = x if isinstance(x, dict) else {"features": x}
+    rows = len(inputs["features"])
+    feeds = (
+        {name: value[start : start + batch_size] for name, value in inputs.items()}
+        for start in range(0, rows, batch_size)
+    )
     return np.concatenate([np.asarray(session.run(None, feed)[0]) for feed in feeds])
 
 
@@ -35,11 +41,12 @@ def test_metrics(outputs: np.ndarray, splits: Splits) -> dict[str, Any]:
     return regression_metrics(splits.test.y, outputs)
 
 
-def measure_latency(session: ort.InferenceSession, x: np.ndarray) -> dict[str, float]:
+def measure_latency(session: ort.InferenceSession, x: np.ndarray | dict[str, np.ndarray]) -> dict[str, float]:
     """Median milliseconds per call at batch 1 and 64 (test rows repeated to fill a batch)."""
+    inputs = x if isinstance(x, dict) else {"features": x}
     figures: dict[str, float] = {}
     for batch_size in LATENCY_BATCHES:
-        feed = {"features": np.resize(x, (batch_size, x.shape[1]))}
+        feed = {name: np.resize(value, (batch_size, value.shape[1])) for name, value in inputs.items()}
         for _ in range(5):  # first calls allocate buffers and pick kernels
             session.run(None, feed)
         timings = []
