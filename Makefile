@@ -16,9 +16,10 @@ PYC_PYTHON ?=
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml tests/kserve-requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[training,serve,dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[training,serve,dev]' -r tests/kserve-requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps kserve==0.21.0
 	touch $(STAMP)
 
 # SAM CLI, cfn-lint and checkov pin their own boto3: each lives in a venv of its own.

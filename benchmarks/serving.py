@@ -9,7 +9,9 @@ exported into a bundle by the training code's exporter, it measures:
               the body and writing the answer with orjson;
   size:       function + layer, unzipped and zipped, vs the PyTorch baseline's dependencies.
 Goals: cold start <= 0.15x naive and <= 1.25x bare; warm <= 2.0x session.run at batch 1 and, at batch
-64, an excess over session.run of at most 1.5x the JSON work; <= 0.20x PyTorch's size, <= 50 MB zipped.
+64, an excess over session.run of at most 1.5x the JSON work; <= 0.20x PyTorch's size, <= 50 MB zipped;
+v2 infer (the Open Inference Protocol), JSON and binary, warm p50 <= 1.2x POST /predict's whole function
+(binary at batch 64: below it).
 The function must use powertools (Logger, Metrics, Tracer), which alone costs more than the goals for
 bare and session.run allow: its import is ~1.2x bare's whole cold start, and its share of a request
 (Logger and Metrics wrappers, correlation id, two metrics, the EMF flush) ~3x the digits model's

@@ -69,7 +69,13 @@ def warm_rows(model: str, batch: int, calls: dict[str, dict[str, float]]) -> lis
         else:
             goal, met = f"excess {own - run:,.0f} <= 1.5x io of {io:,.0f} us", own - run <= 1.5 * io
         lines.append(row(f"{model} warm {stat} batch {batch}, own work, vs session.run", own, run, "us", goal, met))
-    run, io, minimal, handler = (calls[name]["p50"] for name in ("run", "io", "minimal", "handler"))
+    handler = calls["handler"]["p50"]
+    for contender, limit in (("v2 json", 1.2), ("v2 binary", 1.0 if batch == 64 else 1.2)):
+        ours, goal = calls[contender]["p50"], "< 1.0x" if limit == 1.0 else f"<= {limit}x"
+        met = ours < handler if limit == 1.0 else ours <= limit * handler
+        lines.append(row(f"{model} warm p50 batch {batch}, {contender} infer, vs POST /predict", ours, handler, "us",
+                         goal, met))  # fmt: skip
+    run, io, minimal = (calls[name]["p50"] for name in ("run", "io", "minimal"))
     info = (
         ("whole function", handler, f"excess {handler - run:,.0f} us"),
         ("powertools' share (Logger, Metrics)", calls["run + powertools"]["p50"] - run, "-"),

@@ -7,6 +7,7 @@ numpy, orjson and the function come from the function and layer folders, importe
 holds them, as in Lambda.
 """
 
+import base64
 import json
 import random
 import sys
@@ -36,6 +37,22 @@ def percentiles(calls: Calls, n: int, warmup: int) -> dict[str, dict[str, float]
                 samples[name].append(time.perf_counter() - started)
     ranked = {name: sorted(values) for name, values in samples.items()}
     return {name: {"p50": v[n // 2] * 1e6, "p99": v[int(n * 0.99)] * 1e6} for name, v in ranked.items()}
+
+
+def v2_requests(event: dict[str, Any], name: str, features: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """POST /v2/models/{name}/infer events for `features`: JSON tensors, and binary tensors both ways."""
+    path = f"/v2/models/{name}/infer"
+    base = dict(event, routeKey="POST /v2/models/{name}/infer", rawPath=path)
+    shape = list(features.shape)
+    tensor = {"name": "features", "datatype": "FP32", "shape": shape}
+    json_body = json.dumps({"inputs": [tensor | {"data": features.tolist()}]})
+    blob = features.astype("<f4").tobytes()
+    header = json.dumps({"inputs": [tensor | {"parameters": {"binary_data_size": len(blob)}}],
+                         "parameters": {"binary_data_output": True}}).encode()  # fmt: skip
+    headers = dict(event["headers"], **{"content-type": "application/octet-stream",
+                                        "inference-header-content-length": str(len(header))})  # fmt: skip
+    binary = dict(base, headers=headers, body=base64.b64encode(header + blob).decode(), isBase64Encoded=True)
+    return dict(base, body=json_body), binary
 
 
 def measure(options: dict[str, str]) -> dict[int, dict[str, dict[str, float]]]:
@@ -104,7 +121,16 @@ def measure(options: dict[str, str]) -> dict[int, dict[str, dict[str, float]]]:
             run()
             powertools(request, context)
 
+        v2_json, v2_binary = v2_requests(event, model.name, rows[:batch] / 16)
+
+        def v2_json_handler() -> None:
+            assert app.lambda_handler(v2_json, context)["statusCode"] == 200
+
+        def v2_binary_handler() -> None:
+            assert app.lambda_handler(v2_binary, context)["statusCode"] == 200
+
         calls: Calls = {"handler": handler, "own": own, "run": run, "io": io, "minimal": minimal}
+        calls |= {"v2 json": v2_json_handler, "v2 binary": v2_binary_handler}
         calls["run + powertools"] = run_then_powertools
         return calls
 

@@ -6,6 +6,7 @@ takes (benchmarks/serving.py). POST /predict is registered here too, so the docu
 and a request that reaches the resolver gets the same answer as one app.py sends straight through.
 """
 
+import json
 from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any
@@ -74,10 +75,17 @@ def build(
     def openapi_json(version: str) -> str:
         # Generated on the first request for it: it imports pydantic, which no other route needs.
         description = (
-            "Scores instances with the model promoted into this function; errors are {error: {code, message}}."
+            "Scores instances with the model promoted into this function; errors are {error: {code, message}}, "
+            "except on the Open Inference Protocol's /v2 routes, whose errors are {error: message}."
         )
-        return resolver.get_openapi_json_schema(
-            title="serverless-ml prediction API", version=version, description=description
+        document = json.loads(
+            resolver.get_openapi_json_schema(
+                title="serverless-ml prediction API", version=version, description=description
+            )
         )
+        from openapi_v2 import v2_paths  # v2.py answers these routes itself, without the resolver
+
+        document["paths"] |= v2_paths(ready_model(), max_batch)
+        return serialize(document)
 
     return resolver

@@ -16,8 +16,9 @@ Every refusal is `{"error": {"code", "message"}}` with one of these statuses:
     422     non_finite               NaN, Infinity or a number beyond float32 (1e999)
     503     model_unavailable        the bundle is missing or breaks its contract (contract.py; GET /health says why)
 
-The cold path imports only what POST /predict needs: POST /predict goes straight to predict.py, and
-the other routes to powertools' resolver (api.py), built on the first of them. Tracer() imports the
+The /v2 routes speak the Open Inference Protocol, with its own error form (v2.py). The cold path imports
+only what POST /predict needs: POST /predict goes straight to predict.py, /v2 paths to v2.py, and the
+other routes to powertools' resolver (api.py), each loaded on its first request. Tracer() imports the
 X-Ray SDK even when disabled, so it is built only when it will trace: in Lambda, unless
 POWERTOOLS_TRACE_DISABLED (template.yaml's PowertoolsTraceDisabled, true by default). Environment:
 MODEL_DIR, MAX_BATCH, ORT_INTRA_OP_THREADS. Costs: benchmarks/serving.py.
@@ -34,7 +35,8 @@ import predict
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
-if TYPE_CHECKING:  # annotations only: the cold path imports neither (the resolver comes with the first GET)
+if TYPE_CHECKING:  # annotations only: the cold path imports none (the resolver comes with the first GET)
+    import v2
     from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -85,11 +87,23 @@ def answer_predict(event: Mapping[str, Any]) -> tuple[int, str]:
         prediction = predict.predict(MODEL, event, MAX_BATCH, ROWS_FIT)
     except predict.ApiError as error:
         return error.status, predict.serialize(error.document())
+    record_prediction(prediction.rows, prediction.model_ms)
+    return 200, predict.serialize(prediction.answer)
+
+
+def record_prediction(rows: int, model_ms: float) -> None:
+    """The metrics of one scored batch, from POST /predict or v2 infer."""
     # Two metrics, flushed once per invocation: Predictions' SampleCount is the request count and its
     # Average the batch size, so a separate BatchSize metric would only add EMF work to every request.
-    metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=prediction.rows)
-    metrics.add_metric(name="ModelLatency", unit=MetricUnit.Milliseconds, value=prediction.model_ms)
-    return 200, predict.serialize(prediction.answer)
+    metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=rows)
+    metrics.add_metric(name="ModelLatency", unit=MetricUnit.Milliseconds, value=model_ms)
+
+
+@cache
+def v2_server() -> "v2.Server":
+    import v2  # the Open Inference Protocol's routes load on their first request, off POST /predict's cold start
+
+    return v2.Server(MODEL, LOAD_ERROR, MAX_BATCH, record_prediction)
 
 
 @cache
@@ -162,4 +176,6 @@ def lambda_handler(event: dict[str, Any], context: "LambdaContext") -> dict[str,
     logger.set_correlation_id(event["requestContext"].get("requestId"))
     if event["routeKey"] == PREDICT_ROUTE:
         return proxy_response(*answer_predict(event))
+    if event["rawPath"] == "/v2" or event["rawPath"].startswith("/v2/"):
+        return v2_server().handle(event)
     return resolver().resolve(event, context)

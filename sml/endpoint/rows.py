@@ -1,8 +1,9 @@
 """The rows of an input file, read as a stream (CSV, JSONL, Parquet) so a file larger than memory can be scored,
 and grouped into requests the function accepts.
 
-Cells that are numbers are sent as numbers, others as text (a model may take categorical features as strings).
-A header row (CSV) or column names (Parquet) pick and order the columns by the model card's feature names.
+Cells that are numbers are sent as numbers, others as text. A header row (CSV) or column names (Parquet) pick
+and order the columns by the model card's feature names; a categorical feature's cells (the card's
+`input.features`) are sent as the strings training saw: a missing cell as null, an integer code as "3".
 """
 
 import csv
@@ -17,6 +18,10 @@ from sml.errors import UserError
 FORMATS = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".parquet": "parquet"}
 MAX_REQUEST_BYTES = 5 * 1024 * 1024  # Lambda takes 6 MB per event; the event wraps the body with headers and context
 PARQUET_BATCH_ROWS = 4096  # rows pyarrow decodes at a time
+# The cells pandas' read_csv reads as missing (pandas._libs.parsers.STR_NA_VALUES), as the training job read
+# its CSV; sml imports no pandas, so tests/aws/test_sml_endpoint.py holds this copy equal to pandas'.
+CSV_MISSING = frozenset(("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+                         "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"))  # fmt: skip
 
 
 def input_format(path: Path) -> str:
@@ -38,6 +43,11 @@ def read_rows(path: Path, card: dict[str, Any]) -> Iterator[Any]:
     if kind == "jsonl":
         return jsonl_rows(path)
     tables = parquet_rows(path, feature_names) if kind == "parquet" else csv_rows(path, feature_names)
+    vocabularies = categorical_vocabularies(card)
+    if any(vocabulary is not None for vocabulary in vocabularies):
+        return (
+            as_categories(row, vocabularies, missing=CSV_MISSING if kind == "csv" else frozenset()) for row in tables
+        )
     return shaped(tables, card)
 
 
@@ -125,6 +135,37 @@ def nest(values: list[Any], shape: list[int]) -> list[Any]:
         return values
     step = math.prod(shape[1:])
     return [nest(values[i * step : (i + 1) * step], shape[1:]) for i in range(shape[0])]
+
+
+def categorical_vocabularies(card: dict[str, Any]) -> list[set[str] | None]:
+    """Per feature in row order: a categorical one's known values, None for a numeric one; [] without features."""
+    features = card.get("input", {}).get("features")
+    if not isinstance(features, list):
+        return []
+    return [set(f.get("values") or ()) if f.get("kind") == "categorical" else None for f in features]
+
+
+def as_categories(row: list[Any], vocabularies: list[set[str] | None], missing: frozenset[str]) -> list[Any]:
+    """The row with each categorical cell as the text training saw, or None where it is missing."""
+    if len(row) != len(vocabularies):
+        return row  # the function names the wrong row length
+    return [cell if vocabulary is None else category_text(cell, vocabulary, missing)
+            for cell, vocabulary in zip(row, vocabularies, strict=True)]  # fmt: skip
+
+
+def category_text(cell: Any, vocabulary: set[str], missing: frozenset[str]) -> str | None:
+    """A cell of a categorical column as training wrote it: a whole number without ".0", missing as None."""
+    if cell is None or (isinstance(cell, float) and math.isnan(cell)):
+        return None
+    text = cell if isinstance(cell, str) else str(cell)
+    if text in missing:
+        return None
+    if text in vocabulary or isinstance(cell, bool):
+        return text
+    number = cell if isinstance(cell, int | float) else cell_value(text)
+    if isinstance(number, int | float) and float(number).is_integer() and abs(number) < 2**53:
+        return str(int(number))  # training wrote integer codes read as floats (a column with gaps) as "3"
+    return text
 
 
 def cell_value(text: str) -> float | str:

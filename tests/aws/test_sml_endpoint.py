@@ -434,3 +434,11 @@ def test_endpoint_predict_refuses_files_it_cannot_stream_before_any_request(
 
     assert (code, capsys.readouterr().err) == (2, f"sml: error: {message}\n")
     assert not (tmp_path / out).exists()
+
+
+def test_csv_missing_cells_are_the_ones_pandas_reads_as_missing() -> None:
+    from pandas._libs.parsers import STR_NA_VALUES  # the training job reads CSV with pandas' defaults
+
+    from sml.endpoint.rows import CSV_MISSING
+
+    assert set(STR_NA_VALUES) == CSV_MISSING

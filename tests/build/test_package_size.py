@@ -123,8 +123,11 @@ def test_package_fits_lambda_and_holds_only_serving_code(function_dir, lambda_la
         "model",
         "model.py",
         "openapi_doc.py",
+        "openapi_v2.py",
         "predict.py",
         "records.py",
+        "v2.py",
+        "v2_tensors.py",
     ]
 
 
@@ -212,7 +215,8 @@ def test_package_function_ships_hash_based_bytecode(tmp_path):
     )
 
     tag = f"cpython-{LOCAL_VERSION.replace('.', '')}"
-    for module in ("api", "app", "card_view", "model", "openapi_doc", "predict", "records"):
+    for module in ("api", "app", "card_view", "envelope", "model", "openapi_doc", "openapi_v2", "predict", "records", "v2",
+                   "v2_tensors"):
         bytecode = artifacts / "__pycache__" / f"{module}.{tag}.pyc"
         assert bytecode.read_bytes()[4:8] == (1).to_bytes(4, "little"), module  # unchecked: /var/task is read-only
 

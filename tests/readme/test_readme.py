@@ -3,8 +3,8 @@
 Blocks marked `# needs AWS`, `# needs GPUs` or `# needs PyPI` are left out, and so are the commands in
 NOT_RUN, each with its reason. Everything else runs in the environment the README tells a reader to enter
 (its `source .venv/bin/activate` block), with these changes only: fewer epochs, a free port for `sml serve`
-(and a wait until it listens, which a person typing the next command gives it), and a scratch folder for
-SageMaker's /tmp/ml.
+(and a wait until it listens, which a person typing the next command gives it; a Python block that calls
+localhost:3000 gets the `sml serve` its prose asks for), and a scratch folder for SageMaker's /tmp/ml.
 """
 
 import os
@@ -80,15 +80,16 @@ def served(text: str, port: int) -> str:
 def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the checkout, without build outputs, sharing its environments."""
     ignored = shutil.ignore_patterns(".git", ".venv*", "build", ".aws-sam", "__pycache__", ".*_cache")
-    copy = Path(shutil.copytree(ROOT, tmp_path_factory.mktemp("readme") / "project", ignore=ignored))
-    for venv in (".venv", ".venv-tools"):
-        (copy / venv).symlink_to(ROOT / venv)
-    # make's install rule must never run through the linked .venv (it would install this copy, editable, into it):
-    # the copy's pyproject.toml is made older than the stamp that rule checks.
     if not (ROOT / ".venv" / ".installed").is_file():
         pytest.fail("the README's commands run in .venv/, which is missing; create it with `make install`")
+    copy = Path(shutil.copytree(ROOT, tmp_path_factory.mktemp("readme") / "project", ignore=ignored))
+    # make's install rule must never run through the linked .venv (it would install this copy, editable, into it):
+    # every copied file, the rule's prerequisites included, is made older than the stamp it checks.
     stamp = (ROOT / ".venv" / ".installed").stat().st_mtime
-    os.utime(copy / "pyproject.toml", (stamp - 1, stamp - 1))
+    for path in copy.rglob("*"):
+        os.utime(path, (stamp - 1, stamp - 1))
+    for venv in (".venv", ".venv-tools"):
+        (copy / venv).symlink_to(ROOT / venv)
     return copy
 
 
@@ -115,6 +116,8 @@ def test_every_offline_readme_command_runs_as_written(scratch: Path) -> None:
         if kind == "python":
             (scratch / f"readme_block_{index}.py").write_text(body + "\n")
             body = f"python readme_block_{index}.py"
+            if "localhost:3000" in text:  # the prose asks for `sml serve --port 3000` in another terminal
+                body = served(f"sml serve --port 3000 &\n{body}\nkill %1", port)
         script = f"set -eo pipefail\n{enter}\n{body}\n"
         started = time.monotonic()
         result = subprocess.run(

@@ -234,13 +234,11 @@ def test_api_serves_exactly_the_function_events(sam_template: dict[str, Any], tr
     events = sam_template["Resources"]["PredictFunction"]["Properties"]["Events"].values()
     declared = {(event["Properties"]["Method"], event["Properties"]["Path"]) for event in events}
 
-    assert declared == {
-        ("POST", "/predict"),
-        ("GET", "/model"),
-        ("GET", "/health"),
-        ("GET", "/openapi.json"),
-        ("ANY", "$default"),
-    }
+    v2_models = ("/v2/models/{name}", "/v2/models/{name}/versions/{version}")
+    assert declared == {("POST", "/predict"), ("GET", "/model"), ("GET", "/health"), ("GET", "/openapi.json"),
+                        ("GET", "/v2"), ("GET", "/v2/health/live"), ("GET", "/v2/health/ready"),
+                        *(("GET", path) for path in v2_models), *(("GET", f"{path}/ready") for path in v2_models),
+                        *(("POST", f"{path}/infer") for path in v2_models), ("ANY", "$default")}  # fmt: skip
     assert set(api_routes(translated)) == declared
     assert all("x-amazon-apigateway-integration" in operation for operation in api_routes(translated).values())
 

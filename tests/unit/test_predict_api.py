@@ -146,7 +146,10 @@ def test_predict_openapi_is_valid_and_describes_the_card(app, load_event, lambda
     status, document = call(app, event, lambda_context)
 
     validate(document)
-    assert set(document["paths"]) == {"/predict", "/model", "/health", "/openapi.json"}
+    v2_models = ("/v2/models/{name}", "/v2/models/{name}/versions/{version}")
+    assert set(document["paths"]) == {"/predict", "/model", "/health", "/openapi.json", "/v2", "/v2/health/live",
+                                      "/v2/health/ready", *v2_models, *(f"{path}/ready" for path in v2_models),
+                                      *(f"{path}/infer" for path in v2_models)}  # fmt: skip
     operation = document["paths"]["/predict"]["post"]
     body_schema = operation["requestBody"]["content"]["application/json"]["schema"]
     instance, by_name = body_schema["properties"]["instances"]["items"]["oneOf"]  # a list, or an object by name
@@ -170,3 +173,22 @@ def test_predict_session_uses_the_configured_threads(load_predict_app, digits_bu
     assert (options.intra_op_num_threads, options.inter_op_num_threads) == (2, 1)
     assert options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     assert app.MODEL.session.get_providers() == ["CPUExecutionProvider"]
+
+
+def test_predict_openapi_describes_the_v2_routes_with_the_cards_shapes(app, digits_bundle, load_event, lambda_context):
+    card = json.loads((digits_bundle / "model.json").read_text())
+    event = load_event("health.json")
+    event["rawPath"] = event["requestContext"]["http"]["path"] = "/openapi.json"
+
+    _, document = call(app, event, lambda_context)
+
+    metadata = document["paths"]["/v2/models/{name}"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert metadata["schema"]["example"]["inputs"] == [{"name": "features", "datatype": "FP32", "shape": [-1, 64]}]
+    assert document["paths"]["/v2/models/{name}"]["parameters"][0]["schema"]["enum"] == [card["name"]]
+    infer = document["paths"]["/v2/models/{name}/infer"]["post"]
+    request = infer["requestBody"]["content"]["application/json"]
+    jsonschema.validate(request["example"], request["schema"])
+    tensor = request["schema"]["properties"]["inputs"]["items"]["anyOf"][0]
+    assert (tensor["properties"]["shape"]["minItems"], tensor["properties"]["datatype"]["enum"]) == (2, ["FP32"])
+    assert set(infer["responses"]) == {"200", "400", "404", "413", "503"}
+    assert set(infer["responses"]["200"]["content"]) == {"application/json", "application/octet-stream"}

@@ -76,7 +76,7 @@ class Context:
 
 def imported():
     names = ("aws_lambda_powertools.event_handler", "aws_xray_sdk", "pydantic", "numpy.typing",
-             "aws_lambda_powertools.utilities.typing", "envelope", "boto3", "cryptography")
+             "aws_lambda_powertools.utilities.typing", "envelope", "boto3", "cryptography", "v2", "v2_tensors")
     return [name for name in names if name in sys.modules]
 
 report = {{"init": imported()}}
@@ -111,7 +111,7 @@ def test_predict_cold_path_imports_only_what_predict_needs(digits_bundle):
 
     assert report == {
         "init": [],
-        "predict.json": [],  # neither the resolver nor tracing nor pydantic
+        "predict.json": [],  # neither the resolver nor tracing nor pydantic nor the v2 protocol
         "health.json": ["aws_lambda_powertools.event_handler"],  # pydantic waits for GET /openapi.json
     }
 

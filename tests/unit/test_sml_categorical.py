@@ -52,3 +52,28 @@ def test_sml_serve_takes_named_rows_and_shows_the_features(tmp_path: Path, pengu
     features = json.loads(card)["input"]["features"]
     assert card_status == 200 and [feature["name"] for feature in features] == list(NAMED)
     assert features[-2] == {"name": "sex", "kind": "categorical", "values": ["male", "female"]}
+
+
+def test_sml_endpoint_predict_sends_a_csv_s_categories_as_training_read_them(
+    tmp_path: Path, penguins_bundle: Path
+) -> None:
+    lines = (projects.ROOT / "examples/data/penguins.csv").read_text().splitlines()
+    header, rows = lines[0], [line for line in lines[1:] if ",NA," not in line][:4]
+    missing_sex = next(line for line in lines if line.endswith(",NA,2007") and ",NA,NA," not in line)
+    unseen_island = rows[0].replace("Torgersen", "Atlantis")
+    (tmp_path / "rows.csv").write_text("\n".join([header, *rows, missing_sex, unseen_island]) + "\n")
+    named = [dict(zip(header.split(","), line.split(","), strict=True)) for line in [*rows, missing_sex, unseen_island]]
+    instances = [{name: None if value == "NA" else value if name in ("island", "sex") else float(value)
+                  for name, value in row.items() if name != "species"} for row in named]  # fmt: skip
+    (tmp_path / "project").mkdir()
+    project = projects.predict_project(tmp_path / "project", penguins_bundle)
+
+    with projects.serving(project) as api:
+        body = json.dumps({"instances": instances}).encode()
+        status, _, direct = api.request("POST", "/predict", body, {"content-type": "application/json"})
+        result = projects.run_sml("endpoint", "predict", "--file", "rows.csv", "--url", api.url, cwd=tmp_path)
+
+    assert status == 200 and result.returncode == 0, result.stderr
+    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [answer["prediction"] for answer in answers] == json.loads(direct)["predictions"]
+    assert [list(answer["probabilities"].values()) for answer in answers] == json.loads(direct)["probabilities"]
