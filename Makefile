@@ -1,4 +1,5 @@
 # The commands you need; CI runs `make test`. Every target creates .venv/ when it is missing.
+# ARGS=... passes flags to a benchmark's script: make bench-serving ARGS=--quick
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,6 +7,7 @@ STAMP := $(VENV)/.installed
 TOOLS_BIN := .venv-tools/bin
 BUNDLE := build/bundle
 ARCH ?= arm64
+EPOCHS ?= 40# make train and make demo; tests/readme runs them with fewer
 # The function's and layer's Makefiles find a python3.13 for their bytecode themselves; PYC_PYTHON=... picks one.
 PYC_PYTHON ?=
 
@@ -28,7 +30,7 @@ demo: train promote
 	$(BIN)/python scripts/demo_predict.py events/predict.json
 
 train: $(STAMP)
-	$(BIN)/python -m training --data examples/data/digits.csv --target label --out $(BUNDLE) --epochs 40
+	$(BIN)/python -m training --data examples/data/digits.csv --target label --out $(BUNDLE) --epochs $(EPOCHS)
 
 promote: $(STAMP)
 	$(BIN)/sml promote $(BUNDLE)
@@ -73,7 +75,7 @@ rehearse: $(STAMP) tools
 	$(BIN)/pytest -q -m rehearsal tests/build/test_rehearsal.py
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/train_throughput.py
+	$(BIN)/python benchmarks/train_throughput.py $(ARGS)
 
 bench-serving: $(STAMP)
-	$(BIN)/python benchmarks/serving.py
+	$(BIN)/python benchmarks/serving.py $(ARGS)

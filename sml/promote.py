@@ -42,14 +42,20 @@ class Promotion:
 
 
 def promote(
-    source: str, function_dir: Path, session: boto3.Session | None = None, kms_key: str | None = None
+    source: str,
+    function_dir: Path,
+    session: boto3.Session | None = None,
+    kms_key: str | None = None,
+    *,
+    force: bool = False,
 ) -> Promotion:
     """Fetch `source` (a folder or an s3:// prefix, read with `session`) beside `function_dir/model`, have the
     function's own loader check the copy, then swap it in. Any failure changes nothing and leaves no staging.
     With `kms_key`, the checked model is sealed with it (sml/seal.py) and the loader checks the sealed copy too.
 
     Raises:
-        UserError: the source is missing or the bundle fails a check (BundleError names which).
+        UserError: the source is missing, the bundle fails a check (BundleError names which), or it is a
+            --dry-run bundle and `force` is not set.
     """
     if not function_dir.is_dir():
         raise UserError(f"function folder {function_dir} not found; pass --function-dir")
@@ -64,6 +70,11 @@ def promote(
         if not (staging / MODEL_FILE).is_file() or not (staging / CARD_FILE).is_file():
             raise BundleError(f"{source} is not a bundle: it needs {MODEL_FILE} and {CARD_FILE}")
         bundle = check_with_function(function_dir, staging)  # the copies that will be served, not the source
+        if is_dry_run(bundle.card) and not force:
+            raise UserError(
+                f"{source} is a --dry-run bundle (one batch of one epoch), not a trained model; train without "
+                "--dry-run, or pass --force to serve it anyway"
+            )
         if kms_key is not None:
             bundle = seal_checked(function_dir, staging, bundle.card, kms_key, session or boto3.Session())
         previous = read_json_object(model_dir / CARD_FILE)
@@ -165,6 +176,13 @@ def download_verified(s3: Any, bucket: str, key: str, path: Path) -> None:
         raise BundleError(f"s3://{bucket}/{key} does not match the SHA-256 checksum S3 stored for it")
 
 
+def is_dry_run(card: dict[str, Any]) -> bool:
+    """The card records the training settings; a smoke test's bundle has dry_run true there."""
+    training = card.get("training")
+    config = training.get("config") if isinstance(training, dict) else None
+    return isinstance(config, dict) and config.get("dry_run") is True
+
+
 def read_json_object(path: Path) -> dict[str, Any] | None:
     """The JSON object in `path` (a card, a key file), or None when there is none to read."""
     try:
@@ -190,5 +208,7 @@ def describe(promotion: Promotion) -> str:
         lines.append(f"  sealed: {ENCRYPTED_FILE} with KMS key {sealed.get('key_id')}; no plaintext model ships")
     if promotion.previous is not None:
         lines.append(f"  replaced: {promotion.previous.get('name')} {promotion.previous.get('version')}")
+    if is_dry_run(card):
+        lines.append("  warning: a --dry-run bundle (promoted with --force): its predictions are not to be trusted")
     lines.append("next: sam build && sam deploy")
     return "\n".join(lines)

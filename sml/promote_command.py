@@ -9,7 +9,13 @@ from sml.aws import add_aws_arguments, aws_errors, aws_session
 def configure_promote(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", metavar="SOURCE", help="a bundle folder, or the s3:// prefix a training job wrote")
     parser.add_argument(
-        "--function-dir", type=Path, default=Path("functions/predict"), help="default: functions/predict"
+        "--function-dir",
+        type=Path,
+        default=Path("functions/predict"),
+        help="the function's folder; the bundle goes into its model/ (default: functions/predict)",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="promote a --dry-run bundle too (refused without it: not a trained model)"
     )
     parser.add_argument(
         "--kms-key",
@@ -26,5 +32,5 @@ def run_promote(args: argparse.Namespace) -> int:
     with aws_errors():
         uses_aws = args.source.startswith("s3://") or args.kms_key is not None
         session = aws_session(args, region_required=args.kms_key is not None) if uses_aws else None
-        print(describe(promote(args.source, args.function_dir, session, args.kms_key)))
+        print(describe(promote(args.source, args.function_dir, session, args.kms_key, force=args.force)))
     return 0

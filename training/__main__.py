@@ -12,6 +12,7 @@ Exit codes: 0 done; 2 bad settings or data (a retry cannot help); 3 export refus
 a stopped job leaves no bundle and no staging folder.
 """
 
+import contextlib
 import json
 import logging
 import os
@@ -44,8 +45,10 @@ from training.cloud.sagemaker import (
     write_failure,
 )
 from training.config import ConfigError, TrainConfig, check_local_destinations
+from training.console import for_people, summary_text, use_format
 from training.data.splits import DataError, load_splits
-from training.export.export import CARD_FILE, CURVES_FILE, ExportError, copy_bundle, export_bundle
+from training.export.export import CARD_FILE, CURVES_FILE, ONNX_FILE, ExportError, copy_bundle, export_bundle
+from training.fit.checkpoint import clear_checkpoints, open_store
 from training.fit.distributed import Rendezvous, Worker, launch, process_group
 from training.fit.history import write_curves
 from training.fit.interrupt import Interrupted, Terminated, sigterm_raises
@@ -91,7 +94,24 @@ def train(config: TrainConfig, worker: Worker = SINGLE_PROCESS, model_dir: Path 
             copy_bundle(out_dir, model_dir)
         if is_s3(config.out):
             upload_bundle(out_dir, config.out, CARD_FILE)
+    remove_finished_checkpoints(config)
     return card
+
+
+def remove_finished_checkpoints(config: TrainConfig) -> None:
+    """The default checkpoints beside the bundle go once it is written: a finished run has nothing to resume.
+
+    Those in a --checkpoint-dir stay (SageMaker and Batch jobs name theirs); an interrupted run keeps its own.
+    """
+    location = config.checkpoint_location
+    if config.checkpoint_dir:
+        logger.info("checkpoints: kept in %s (--checkpoint-dir)", location)
+        return
+    clear_checkpoints(open_store(location))
+    if not is_s3(location):
+        with contextlib.suppress(OSError):  # a folder the user put other files into stays
+            Path(location).rmdir()
+    logger.info("checkpoints: removed from %s now that the bundle is written", location)
 
 
 def choose_device(config: TrainConfig, local_rank: int = 0) -> torch.device:
@@ -147,6 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logger.setLevel(logging.INFO if speaks else logging.WARNING)
     try:
         job = load_job(arguments, os.environ, sagemaker)
+        people = for_people(job.config, on_cloud=sagemaker is not None or "AWS_BATCH_JOB_ID" in os.environ)
+        use_format(people, 1 if job.config.dry_run else job.config.epochs)
         if worker is None and job.rendezvous.world_size > 1:
             command = [sys.executable, "-m", "training", *arguments]
             code = launch(job.rendezvous, command, launch_environment(os.environ, sagemaker))
@@ -181,10 +203,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
     if card is None:
         return 0
+    if people:
+        print(summary_text(card, job.config.out, bundle_files(job.config.out)))
+        return 0
     figures = {key: value for key, value in card["metrics"]["test"].items() if isinstance(value, int | float)}
     summary = {"bundle": job.config.out, "name": card["name"], "version": card["version"], "test": figures}
     print(json.dumps(summary, default=str))
     return 0
+
+
+def bundle_files(out: str) -> list[str]:
+    """The files of the bundle just written: those in a local --out; an s3:// prefix got the same."""
+    if is_s3(out) or not Path(out).is_dir():
+        return [ONNX_FILE, CARD_FILE, CURVES_FILE]
+    return sorted(path.name for path in Path(out).iterdir())
 
 
 def report(message: str, code: int, sagemaker: SageMakerPaths | None, speaks: bool) -> int:

@@ -22,6 +22,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "precision": ("fp32", "bf16"),
     "data_placement": ("auto", "device", "host"),
     "progress": ("auto", "bar", "none"),
+    "log_format": ("auto", "text", "json"),
 }
 
 
@@ -40,6 +41,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class TrainConfig:
     # data
+    # --data and --target are required on the command line (config_loading.REQUIRED); these defaults serve --dry-run.
     data: str = "examples/data/digits.csv"  # CSV, Parquet or NPZ; a path or s3:// URI
     target: str = "label"
     out: str = "build/bundle"  # bundle folder or s3:// prefix
@@ -90,9 +92,10 @@ class TrainConfig:
     # runtime
     device: str = "auto"
     precision: str = "fp32"  # bf16 autocast applies on CUDA only
-    checkpoint_dir: str = ""  # empty: "<out>.checkpoints" beside the bundle
+    checkpoint_dir: str = ""  # empty: "<out>.checkpoints" beside the bundle, removed once the bundle is written
     resume: bool = False  # continue from the latest checkpoint in checkpoint_dir
     progress: str = "auto"  # auto: a bar when stderr is a terminal
+    log_format: str = "auto"  # auto: text lines for a terminal, JSON lines where logs are collected
     dry_run: bool = False  # one batch, one epoch: a smoke test in seconds
     processes: int = 0  # data-parallel processes on this machine, one per GPU; 0: one per visible GPU (1 on CPU)
     data_placement: str = "auto"  # auto: rows in GPU memory if they fit in half of it, else pinned host memory

@@ -24,7 +24,7 @@ OUTPUTS = ("table", "json")  # as the AWS CLI spells --output: aligned lines for
 def add_wait_arguments(parser: argparse.ArgumentParser, flag: str, help_text: str) -> None:
     parser.add_argument(flag, action="store_true", help=help_text)
     parser.add_argument(
-        "--interval", type=float, default=DEFAULT_POLL_S, metavar="SECONDS", help="between polls (default: 10)"
+        "--interval", type=float, default=DEFAULT_POLL_S, metavar="SECONDS", help="seconds between polls (default: 10)"
     )
 
 

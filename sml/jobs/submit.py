@@ -92,8 +92,15 @@ def configure_submit(parser: argparse.ArgumentParser) -> None:
     on_batch.add_argument("--gpus", type=int, help="GPUs for the job (default: the job definition's)")
     on_sagemaker = parser.add_argument_group("SageMaker")
     on_sagemaker.add_argument("--instance-type", default=None, help="default: ml.g5.xlarge")
-    on_sagemaker.add_argument("--instance-count", type=int, default=None, help="default: 1")
-    on_sagemaker.add_argument("--volume-size", type=int, default=None, metavar="GB", help="default: 50")
+    on_sagemaker.add_argument(
+        "--instance-count",
+        type=int,
+        default=None,
+        help="training instances; above 1 they train together (DDP) (default: 1)",
+    )
+    on_sagemaker.add_argument(
+        "--volume-size", type=int, default=None, metavar="GB", help="disk of each training instance, GB (default: 50)"
+    )
     on_sagemaker.add_argument("--max-wait", type=duration, help="Spot: runtime plus waiting (default: 2x runtime)")
     on_sagemaker.add_argument("--role-arn", help="execution role (default: the stack's SageMakerRoleArn)")
     on_sagemaker.add_argument("--image", help="training image URI (default: TrainingRepositoryUri:--image-tag)")

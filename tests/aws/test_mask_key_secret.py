@@ -59,7 +59,18 @@ def test_a_missing_secret_is_refused_with_one_line_naming_it(
     pd.DataFrame({"email": ["a@example.com"] * 20, "x": range(20), "label": [0, 1] * 10}).to_csv(data, index=False)
 
     code = main(
-        ["--data", str(data), "--out", str(tmp_path / "b"), "--mask", "email", "--mask-key-secret", "sml/absent"]
+        [
+            "--data",
+            str(data),
+            "--target",
+            "label",
+            "--out",
+            str(tmp_path / "b"),
+            "--mask",
+            "email",
+            "--mask-key-secret",
+            "sml/absent",
+        ]
     )
 
     last = capsys.readouterr().err.strip().splitlines()[-1]

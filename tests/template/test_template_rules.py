@@ -215,10 +215,18 @@ def test_api_stage_throttles_and_logs_access(translated: dict[str, Any]) -> None
     assert json.loads(stage["AccessLogSettings"]["Format"])["requestId"] == "$context.requestId"
 
 
+ANY_METHOD = "x-amazon-apigateway-any-method"
+
+
 def api_routes(template: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(method, path) -> operation; the $default route, which OpenAPI spells /$default, as ("ANY", "$default")."""
     body = only(template, "AWS::ApiGatewayV2::Api")["Body"]
     return {
-        (method.upper(), path): operation for path, item in body["paths"].items() for method, operation in item.items()
+        ("ANY" if method == ANY_METHOD else method.upper(), path.removeprefix("/") if path == "/$default" else path): (
+            operation
+        )
+        for path, item in body["paths"].items()
+        for method, operation in item.items()
     }
 
 
@@ -230,9 +238,24 @@ def test_api_serves_exactly_the_function_events(sam_template: dict[str, Any], tr
     assert declared == {("POST", "/predict"), ("GET", "/model"), ("GET", "/health"), ("GET", "/openapi.json"),
                         ("GET", "/v2"), ("GET", "/v2/health/live"), ("GET", "/v2/health/ready"),
                         *(("GET", path) for path in v2_models), *(("GET", f"{path}/ready") for path in v2_models),
-                        *(("POST", f"{path}/infer") for path in v2_models)}  # fmt: skip
+                        *(("POST", f"{path}/infer") for path in v2_models), ("ANY", "$default")}  # fmt: skip
     assert set(api_routes(translated)) == declared
     assert all("x-amazon-apigateway-integration" in operation for operation in api_routes(translated).values())
+
+
+def test_unknown_paths_reach_the_function_so_every_refusal_is_in_its_error_form(translated: dict[str, Any]) -> None:
+    # Without a $default route API Gateway itself answers an unknown path with {"message": "Not Found"}.
+    default = api_routes(translated)[("ANY", "$default")]
+
+    assert default["isDefaultRoute"] is True
+    assert "PredictFunctionAliaslive" in json.dumps(default["x-amazon-apigateway-integration"]["uri"])
+    # API Gateway may invoke the function for any method and path of the API, not just the declared routes.
+    sources = [
+        resource["Properties"]["SourceArn"]["Fn::Sub"][0]
+        for resource in translated["Resources"].values()
+        if resource["Type"] == "AWS::Lambda::Permission" and "SourceArn" in resource["Properties"]
+    ]
+    assert "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${__ApiId__}/${__Stage__}/*" in sources
 
 
 @pytest.mark.parametrize(("auth", "scheme"), [("AWS_IAM", "AWS_IAM"), ("JWT", "JWT")])

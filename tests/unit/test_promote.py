@@ -167,3 +167,27 @@ def test_promote_user_mistake_is_one_line_and_exit_2(
     assert code == 2
     assert err.startswith("sml: error: ") and err.count("\n") == 1 and message in err
     assert not (function_dir / "model").exists()
+
+
+def dry_run_bundle(candidate: Path) -> Path:
+    edit_card(candidate, lambda card: card["training"].setdefault("config", {}).update(dry_run=True))
+    return candidate
+
+
+def test_promote_refuses_a_dry_run_bundle_and_leaves_the_served_one(promoted, candidate, capsys):
+    before = snapshot(promoted)
+
+    code = main(["promote", str(dry_run_bundle(candidate)), "--function-dir", str(promoted)])
+
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert "--dry-run bundle" in line and "--force" in line
+    assert snapshot(promoted) == before
+
+
+def test_promote_force_serves_a_dry_run_bundle_and_says_so(function_dir, candidate, capsys):
+    code = main(["promote", str(dry_run_bundle(candidate)), "--function-dir", str(function_dir), "--force"])
+
+    assert code == 0
+    assert sha256(function_dir / "model" / "model.onnx") == sha256(candidate / "model.onnx")
+    assert "warning: a --dry-run bundle" in capsys.readouterr().out

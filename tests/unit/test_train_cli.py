@@ -76,7 +76,20 @@ def test_train_digits_mlp_reaches_97_percent_test_accuracy(tmp_path: Path) -> No
 @pytest.mark.slow
 def test_train_digits_cnn_reaches_98_percent_test_accuracy(tmp_path: Path) -> None:
     out = tmp_path / "bundle"
-    args = ["--data", str(DIGITS), "--out", str(out), "--model", "cnn", "--input-shape", "1,8,8", "--epochs", "30"]
+    args = [
+        "--data",
+        str(DIGITS),
+        "--target",
+        "label",
+        "--out",
+        str(out),
+        "--model",
+        "cnn",
+        "--input-shape",
+        "1,8,8",
+        "--epochs",
+        "30",
+    ]
 
     code = main([*args, "--progress", "none"])
 

@@ -64,7 +64,19 @@ def test_train_gpu_rows_go_where_the_placement_says() -> None:
 @needs_cuda
 def test_train_gpu_bf16_and_compile_reach_the_digits_quality_bar(tmp_path: Path) -> None:
     out = tmp_path / "bundle"
-    args = ["--data", str(DIGITS), "--out", str(out), "--epochs", "30", "--precision", "bf16", "--compile"]
+    args = [
+        "--data",
+        str(DIGITS),
+        "--target",
+        "label",
+        "--out",
+        str(out),
+        "--epochs",
+        "30",
+        "--precision",
+        "bf16",
+        "--compile",
+    ]
 
     code = main([*args, "--processes", "1", "--progress", "none"])
 
@@ -78,7 +90,7 @@ def test_train_gpu_bf16_and_compile_reach_the_digits_quality_bar(tmp_path: Path)
 def test_train_gpu_one_process_per_gpu_over_nccl_writes_one_bundle(tmp_path: Path) -> None:
     out = tmp_path / "bundle"
     port = free_port()
-    command = ["--data", str(DIGITS), "--out", str(out), "--epochs", "30", "--progress", "none"]
+    command = ["--data", str(DIGITS), "--target", "label", "--out", str(out), "--epochs", "30", "--progress", "none"]
 
     result = subprocess.run(
         [sys.executable, "-m", "training", *command],

@@ -31,7 +31,7 @@ def sagemaker_root(root: Path, hyperparameters: dict[str, str], data: dict[str, 
     """/opt/ml as SageMaker lays it out before `train` starts: config files, the channel, an empty model folder."""
     paths = SageMakerPaths(root)
     paths.hyperparameters.parent.mkdir(parents=True)
-    paths.hyperparameters.write_text(json.dumps(hyperparameters))
+    paths.hyperparameters.write_text(json.dumps({"target": "label", **hyperparameters}))  # a job names its target
     paths.channel.mkdir(parents=True)
     for name, source in (data if data is not None else {"digits.csv": DIGITS}).items():
         shutil.copyfile(source, paths.channel / name)
@@ -246,3 +246,11 @@ def test_sagemaker_tuning_job_trains_on_its_channels_and_logs_the_objective(
     objective = re.compile(METRIC_REGEXES[ADDED_BY_SAGEMAKER["_tuning_objective_metric"]])
     values = [float(found[1]) for record in caplog.records if (found := objective.search(record.getMessage()))]
     assert len(values) == 3 and all(0.0 <= value <= 1.0 for value in values)
+
+
+def test_a_sagemaker_job_without_a_target_hyperparameter_is_refused_before_any_work(tmp_path: Path) -> None:
+    paths = sagemaker_root(tmp_path, {})
+    paths.hyperparameters.write_text(json.dumps({"epochs": "3"}))
+
+    with pytest.raises(ConfigError, match="hyperparameter target is required: the column to predict"):
+        sagemaker_config(paths)

@@ -254,7 +254,7 @@ def test_hostile_input_exits_2_with_one_line_and_changes_nothing(
 def test_hostile_input_from_the_command_line_prints_no_traceback(tmp_path: Path) -> None:
     taken = a_file(tmp_path / "taken")
 
-    result = run_training("--data", csv(tmp_path / "d.csv"), "--out", str(taken / "bundle"))
+    result = run_training("--data", csv(tmp_path / "d.csv"), "--target", "label", "--out", str(taken / "bundle"))
 
     assert result.returncode == EXIT_USER_ERROR
     assert "Traceback" not in result.stderr

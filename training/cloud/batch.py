@@ -37,7 +37,7 @@ def settings_from_environment(environ: Mapping[str, str]) -> dict[str, str]:
 
 def batch_config(argv: Sequence[str], environ: Mapping[str, str]) -> TrainConfig:
     """Defaults < TRAIN_* variables < --config file < flags; resume on a retry."""
-    config = parse_config(argv, base=settings_from_environment(environ))
+    config = parse_config(argv, base=settings_from_environment(environ), require_data=True)
     attempt = int(environ.get("AWS_BATCH_JOB_ATTEMPT", "1"))
     if attempt > 1 and not config.resume:
         logger.info("AWS Batch attempt %d: resuming from the latest checkpoint", attempt)

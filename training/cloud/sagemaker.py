@@ -106,6 +106,11 @@ def sagemaker_config(paths: SageMakerPaths, argv: Sequence[str] = ()) -> TrainCo
         config = config_from_mapping(hyperparameters)
     except ConfigError as error:
         raise ConfigError(f"{paths.hyperparameters.name}: {error}") from None
+    if "target" not in hyperparameters and "--target" not in argv and not config.dry_run:
+        raise ConfigError(
+            f"{paths.hyperparameters.name}: hyperparameter target is required: the column to predict, "
+            'e.g. "target": "label"'
+        )
     out = config.out if "out" in hyperparameters else str(paths.model)
     if "out" in hyperparameters and not out.startswith("s3://"):
         raise ConfigError(

@@ -19,6 +19,7 @@ KEEP = 2  # the newest two, so a store never holds only the checkpoint being wri
 RESUMABLE_CHANGES = {
     "resume",
     "progress",
+    "log_format",
     "out",
     "checkpoint_dir",
     "device",

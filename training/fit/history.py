@@ -15,6 +15,7 @@ class History:
     # One record per epoch: epoch, train_loss, val_loss, val_<metric>..., lr (at the epoch's first step), seconds.
     epochs: list[dict[str, float]] = field(default_factory=list)
     stopped_early: bool = False
+    processes: int = 1  # the world size that trained the model (data-parallel processes over every machine)
 
     @property
     def best_epoch(self) -> int:
@@ -27,12 +28,13 @@ class History:
         return self.stopping.metric
 
     def summary(self) -> dict[str, Any]:
-        """best_epoch, epochs_run, stopped_early, and the validation figures of the best and the last epoch."""
+        """best_epoch, epochs_run, stopped_early, processes, and the validation figures of the best and last epoch."""
         figures = [{key: value for key, value in epoch.items() if key.startswith("val_")} for epoch in self.epochs]
         return {
             "best_epoch": self.best_epoch,
             "epochs_run": len(self.epochs),
             "stopped_early": self.stopped_early,
+            "processes": self.processes,
             "early_stopping_metric": self.metric,
             "best": figures[self.best_epoch - 1] if self.best_epoch else {},
             "final": figures[-1] if figures else {},

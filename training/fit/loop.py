@@ -14,6 +14,7 @@ import logging
 import math
 import sys
 import time
+from contextlib import nullcontext
 from typing import Any, cast
 
 import numpy as np
@@ -22,8 +23,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from training.config import TrainConfig
+from training.console import EPOCH_FIGURES
 from training.data.augment import Augmenter
 from training.data.feed import Rows, keep_on_device
 from training.data.splits import Splits
@@ -87,7 +90,7 @@ class Trainer:
         self.numpy_rng = np.random.default_rng([config.seed, AUGMENT_STREAM, self.rank])
         self.augment = Augmenter(config, model.std, self.n_classes, self.generator, self.numpy_rng)
         self.stopping = early_stopping_for(config, splits.task)
-        self.history = History(self.stopping)
+        self.history = History(self.stopping, processes=self.world)
         self.store = open_store(config.checkpoint_location) if self.rank == 0 else None  # rank 0 alone writes
         self.bf16 = config.precision == "bf16" and device.type == "cuda"
         self.forward = self._training_forward()
@@ -122,7 +125,12 @@ class Trainer:
         total = self.epochs * self.steps_per_epoch
         done = self.epoch * self.steps_per_epoch + self.step
         quiet = self.rank != 0 or not show_progress(self.config)
-        with SigtermFlag() as sigterm, tqdm(total=total, initial=done, disable=quiet, unit="step") as bar:
+        # While the bar is drawn, log lines are written above it, never on its line.
+        with (
+            SigtermFlag() as sigterm,
+            tqdm(total=total, initial=done, disable=quiet, unit="step", leave=False) as bar,
+            logging_redirect_tqdm() if not quiet else nullcontext(),
+        ):
             while self.epoch < self.epochs and not self.history.stopped_early:
                 self._train_epoch(sigterm, bar)
                 if any_rank(sigterm.raised, self.device):
@@ -131,7 +139,19 @@ class Trainer:
                     )
         if self.stopping.best_weights is not None:
             self.model.load_state_dict(self.stopping.best_weights)
+            if self.rank == 0:
+                self._report_kept()
         return self.history
+
+    def _report_kept(self) -> None:
+        """Say which epoch's weights the bundle gets, and why the run ended where it did."""
+        metric, best = self.stopping.metric, self.stopping.best
+        if self.history.stopped_early:
+            logger.info(
+                "early stopping: %s did not improve for %d epochs; stopped after epoch %d of %d",
+                metric, self.stopping.patience, self.epoch, self.epochs,
+            )  # fmt: skip
+        logger.info("kept the weights of epoch %d, the best %s (%.4g)", self.stopping.best_epoch, metric, best)
 
     def _start_or_resume(self) -> None:
         state = None
@@ -149,7 +169,10 @@ class Trainer:
         location = self.config.checkpoint_location
         if not self.config.resume:
             if removed := clear_checkpoints(self.store):
-                logger.info("removed %d checkpoints of an earlier run from %s", removed, location)
+                logger.info(
+                    "starting afresh: removed %d checkpoints of an interrupted run from %s (--resume continues it)",
+                    removed, location,
+                )  # fmt: skip
             return None
         state = load_latest_checkpoint(self.store)
         if state is None:
@@ -185,8 +208,8 @@ class Trainer:
         seconds = time.perf_counter() - started
         record = {"epoch": self.epoch, "train_loss": train_loss, **figures, "lr": self.epoch_lr, "seconds": seconds}
         self.history.epochs.append(record)
-        if self.rank == 0:
-            logger.info("%s", json.dumps(record))
+        if self.rank == 0:  # a JSON line, or an aligned text line on a terminal (training.console)
+            logger.info("%s", json.dumps(record), extra={EPOCH_FIGURES: record})
         bar.set_postfix(train_loss=f"{record['train_loss']:.4f}", val_loss=f"{record['val_loss']:.4f}")
         self._save()
 
