@@ -17,6 +17,7 @@ RESERVED_SETTINGS = {
     "out": "sml sends the bundle to s3://BUCKET/bundles/JOB_NAME/",
     "checkpoint_dir": "sml keeps checkpoints in s3://BUCKET/checkpoints/JOB_NAME/",
     "resume": "a retried attempt resumes from its checkpoints by itself",
+    "log_format": "a job on AWS logs JSON lines, which SageMaker's metric definitions and `sml logs` read",
 }
 
 

@@ -53,6 +53,7 @@ def test_settings_come_from_the_config_file_then_set_flags_as_strings(tmp_path: 
         (["epochs"], "write NAME=VALUE"),
         (["out=s3://elsewhere/"], "setting 'out' cannot be set: sml sends the bundle to s3://BUCKET/bundles/"),
         (["checkpoint-dir=/tmp"], "setting 'checkpoint_dir' cannot be set"),
+        (["log-format=text"], "setting 'log_format' cannot be set: a job on AWS logs JSON lines"),
         (["Epochs=3"], "'Epochs' is not a setting name"),
     ],
 )
