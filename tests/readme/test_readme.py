@@ -118,7 +118,8 @@ def test_every_offline_readme_command_runs_as_written(scratch: Path) -> None:
             body = f"python readme_block_{index}.py"
             if "localhost:3000" in text:  # the prose asks for `sml serve --port 3000` in another terminal
                 body = served(f"sml serve --port 3000 &\n{body}\nkill %1", port)
-        script = f"set -eo pipefail\n{enter}\n{body}\n"
+        # A failing block must not leave `sml serve &` behind: it would hold the output pipe open, and the run.
+        script = f"set -eo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n{enter}\n{body}\n"
         started = time.monotonic()
         result = subprocess.run(
             ["bash", "-c", script], cwd=scratch, env=environment, capture_output=True, text=True, timeout=600
