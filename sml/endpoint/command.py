@@ -89,11 +89,10 @@ def configure_endpoint(parser: argparse.ArgumentParser) -> None:
 
 
 def positive(text: str) -> int:
-    """argparse type: a whole number of at least 1."""
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value
+    """argparse type: a whole number of at least 1 (argparse prints the message of an ArgumentTypeError only)."""
+    if not text.strip().isdecimal() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
 
 
 def run_endpoint(args: argparse.Namespace) -> int:

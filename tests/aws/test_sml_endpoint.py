@@ -442,3 +442,14 @@ def test_csv_missing_cells_are_the_ones_pandas_reads_as_missing() -> None:
     from sml.endpoint.rows import CSV_MISSING
 
     assert set(STR_NA_VALUES) == CSV_MISSING
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--concurrency", "0"), ("--max-batch", "ten")])
+def test_endpoint_predict_refuses_counts_that_are_not_whole_numbers_naming_the_flag(
+    flag: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["endpoint", "predict", "--file", "rows.csv", flag, value, "--url", "http://127.0.0.1:9"])
+
+    assert exited.value.code == 2
+    assert f"sml: error: argument {flag}: expected a whole number of at least " in capsys.readouterr().err
