@@ -134,14 +134,26 @@ def measure(options: dict[str, str]) -> dict[int, dict[str, dict[str, float]]]:
         calls["run + powertools"] = run_then_powertools
         return calls
 
-    results = {}
-    for batch, n in ((1, int(options["--n1"])), (64, int(options["--n64"]))):
-        results[batch] = percentiles(calls_for(batch), n, int(options["--warmup"]))
-    return results
+    return measure_batches(calls_for, options)
 
 
-if __name__ == "__main__":
+def measure_batches(
+    calls_for: Callable[[int], Calls], options: dict[str, str]
+) -> dict[int, dict[str, dict[str, float]]]:
+    """Every call's percentiles at batch 1 and 64, over --n1 and --n64 rounds after --warmup discarded ones."""
+    warmup = int(options["--warmup"])
+    return {
+        batch: percentiles(calls_for(batch), int(options[flag]), warmup) for batch, flag in ((1, "--n1"), (64, "--n64"))
+    }
+
+
+def write_measured(measure: Callable[[dict[str, str]], dict[int, dict[str, dict[str, float]]]]) -> None:
+    """Run `measure` with this process's `--flag value` arguments and write its figures as JSON to --out."""
     arguments = sys.argv[1:]
     options = dict(zip(arguments[::2], arguments[1::2], strict=True))
     with open(options["--out"], "w") as out:  # noqa: PTH123
         out.write(json.dumps(measure(options)))
+
+
+if __name__ == "__main__":
+    write_measured(measure)

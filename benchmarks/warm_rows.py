@@ -11,11 +11,14 @@ import json
 import sys
 from typing import Any
 
-from benchmarks.warm import Calls, percentiles
+from benchmarks.warm import Calls, measure_batches, write_measured
+from sml.endpoint.rows import CSV_MISSING
 
 
 def card_rows(path: str, features: list[dict[str, Any]]) -> list[list[Any]]:
-    """The CSV's rows as POST /predict takes them, in card order; rows missing a number are left out."""
+    """The CSV's rows as POST /predict takes them, in card order; rows missing a number are left out.
+
+    Missing cells are those `sml endpoint predict` (and pandas, which trained the model) reads as missing."""
     rows = []
     with open(path, newline="") as file:  # noqa: PTH123
         for record in csv.DictReader(file):
@@ -23,8 +26,8 @@ def card_rows(path: str, features: list[dict[str, Any]]) -> list[list[Any]]:
             for feature in features:
                 text = record[feature["name"]]
                 if feature["kind"] == "categorical":
-                    row.append(None if text in ("", "NA") else text)
-                elif text in ("", "NA"):
+                    row.append(None if text in CSV_MISSING else text)
+                elif text in CSV_MISSING:
                     break
                 else:
                     row.append(float(text))
@@ -70,14 +73,8 @@ def measure(options: dict[str, str]) -> dict[int, dict[str, dict[str, float]]]:
 
         return {"own positional": lambda: own("positional"), "own named": lambda: own("named"), "run": run}
 
-    results = {}
-    for batch, n in ((1, int(options["--n1"])), (64, int(options["--n64"]))):
-        results[batch] = percentiles(calls_for(batch), n, int(options["--warmup"]))
-    return results
+    return measure_batches(calls_for, options)
 
 
 if __name__ == "__main__":
-    arguments = sys.argv[1:]
-    options = dict(zip(arguments[::2], arguments[1::2], strict=True))
-    with open(options["--out"], "w") as out:  # noqa: PTH123
-        out.write(json.dumps(measure(options)))
+    write_measured(measure)
