@@ -128,6 +128,19 @@ def test_endpoint_predict_reads_csv_columns_by_the_model_feature_names(
     assert [answer["prediction"] for answer in jsonl(result.stdout)] == expected(digits_bundle, rows)[0]
 
 
+def send_json(
+    handler: BaseHTTPRequestHandler, status: int, reply: bytes, headers: dict[str, str] | None = None
+) -> None:
+    """Answer a test server's request with a JSON body (and any extra headers)."""
+    handler.send_response(status)
+    for name, value in (headers or {}).items():
+        handler.send_header(name, value)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(reply)))
+    handler.end_headers()
+    handler.wfile.write(reply)
+
+
 class Flaky(BaseHTTPRequestHandler):
     """A proxy in front of `sml serve` that answers the first POST /predict requests with `script`'s statuses."""
 
@@ -154,13 +167,7 @@ class Flaky(BaseHTTPRequestHandler):
             self.forward(body)
             return
         reply = json.dumps({"message": HTTPStatus(status).phrase}).encode()
-        self.send_response(status)
-        if status == 429:
-            self.send_header("Retry-After", Flaky.retry_after)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(reply)))
-        self.end_headers()
-        self.wfile.write(reply)
+        send_json(self, status, reply, {"Retry-After": Flaky.retry_after} if status == 429 else {})
 
     def forward(self, body: bytes) -> None:
         request = urllib.request.Request(
@@ -171,11 +178,7 @@ class Flaky(BaseHTTPRequestHandler):
                 status, reply = response.status, response.read()
         except urllib.error.HTTPError as error:
             status, reply = error.code, error.read()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(reply)))
-        self.end_headers()
-        self.wfile.write(reply)
+        send_json(self, status, reply)
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -296,19 +299,11 @@ class Recorder(BaseHTTPRequestHandler):
         Recorder.requests.append(("POST", self.path, dict(self.headers.items()), body))
         rows = json.loads(body)["instances"]
         reply = json.dumps({"predictions": ["7"] * len(rows), "model": {"name": "m", "version": "1"}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(reply)))
-        self.end_headers()
-        self.wfile.write(reply)
+        send_json(self, 200, reply)
 
     def do_GET(self) -> None:
         reply = json.dumps({"input": {"feature_names": ["size", "color"], "shape": [None, 2]}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(reply)))
-        self.end_headers()
-        self.wfile.write(reply)
+        send_json(self, 200, reply)
 
     def log_message(self, *args: Any) -> None:
         pass
