@@ -36,18 +36,17 @@ from urllib.parse import unquote
 from contract import LAMBDA_RESPONSE_BYTES
 from model import Model
 from predict import ENVELOPE_BYTES, answer, model_unavailable, serialize
-from v2_tensors import TensorSpec, V2Error, chosen_outputs, read_input, split_body, write_answer
+from v2_tensors import TensorSpec, V2Error, chosen_outputs, outputs_of, read_request, write_answer
 
 SERVER = {"name": "serverless-ml", "version": "1", "extensions": ["binary_tensor_data"]}
 PLATFORM = "onnx_onnxv1"
 HEADER_LENGTH = "inference-header-content-length"  # API Gateway's payload 2.0 lower-cases header names
-# /v2, /v2/health/{live,ready}, /v2/models/{name}[/versions/{version}][/ready|/infer]
-ROUTE = re.compile(r"/v2(?:/health/(?P<health>live|ready)|/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?"
-                   r"(?P<action>/ready|/infer)?)?")  # fmt: skip
-# Each route's method and what ROUTE found in its path.
-ROUTES = {("GET", "server"), ("GET", "live"), ("GET", "ready"), ("GET", "model"), ("GET", "/ready"),
-          ("POST", "/infer")}  # fmt: skip
-Reply = tuple[int, dict[str, str], bytes]  # status, headers, body
+# POST /v2/models/{name}[/versions/{version}]/infer, the one POST route
+INFER = re.compile(r"/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?/infer")
+# GET /v2, /v2/health/{live,ready}, /v2/models/{name}[/versions/{version}][/ready]
+READ = re.compile(r"/v2(?:/health/(?P<health>live|ready)|/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?"
+                  r"(?P<ready>/ready)?)?")  # fmt: skip
+ROUTES = {"POST": INFER, "GET": READ}
 Recorder = Callable[[int, float], None]  # rows scored, model milliseconds -> metrics (app.record_prediction)
 
 
@@ -78,60 +77,61 @@ def metadata(model: Model) -> dict[str, Any]:
     }
 
 
-def json_reply(status: int, document: Any) -> Reply:
-    return status, {"Content-Type": "application/json"}, serialize(document).encode()
+def json_response(status: int, document: Any) -> dict[str, Any]:
+    """The proxy response with `document` as its JSON body."""
+    headers = {"Content-Type": "application/json"}
+    return {"statusCode": status, "headers": headers, "body": serialize(document), "isBase64Encoded": False}
 
 
 class Server:
-    """The v2 routes for this container's model (None when it failed to load, with load_error saying why)."""
+    """The v2 routes for this container's model (None when it failed to load, with load_error saying why).
+
+    At batch 1 a request's every step shows in its time, next to POST /predict's (benchmarks/warm.py): infer
+    is matched by its own regex, reads its body in one pass (read_request) and writes its answer in one loop
+    (write_answer), and what depends only on the model is built here once.
+    """
 
     def __init__(self, model: Model | None, load_error: str | None, max_batch: int, record: Recorder) -> None:
         self.model, self.load_error, self.max_batch, self.record = model, load_error, max_batch, record
-        # Built once: a request at batch 1 takes ~60 us, so a few microseconds per request count.
         self.inputs = input_specs(model) if model else []
-        self.input_names = [spec.name for spec in self.inputs]
-        self.outputs = {spec.name: spec for spec in output_specs(model)} if model else {}
+        specs = output_specs(model) if model else []
+        self.outputs = {binary: outputs_of(specs, binary) for binary in (False, True)}
 
     def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
         """The proxy response to an API Gateway event for a /v2 path."""
         try:
-            status, headers, body = self.route(event)
+            return self.route(event)
         except V2Error as error:
-            status, headers, body = json_reply(error.status, {"error": error.message})
-        if headers.get("Content-Type") == "application/json":
-            return {"statusCode": status, "headers": headers, "body": body.decode(), "isBase64Encoded": False}
-        encoded = binascii.b2a_base64(body, newline=False).decode()  # a binary answer travels base64-encoded
-        return {"statusCode": status, "headers": headers, "body": encoded, "isBase64Encoded": True}
+            return json_response(error.status, {"error": error.message})
 
-    def route(self, event: Mapping[str, Any]) -> Reply:
+    def route(self, event: Mapping[str, Any]) -> dict[str, Any]:
         method, path = event["requestContext"]["http"]["method"], event["rawPath"]
-        found = ROUTE.fullmatch(path)
-        action = found and (found["health"] or found["action"] or ("model" if found["name"] else "server"))
-        if found is None or (method, action) not in ROUTES:
+        found = ROUTES[method].fullmatch(path) if method in ROUTES else None
+        if found is None:
             raise V2Error(404, f"no route {method} {path[:200]}")
-        if action in ("live", "ready", "server"):
-            return self.health(action)
+        if method == "POST":
+            return self.infer(self.served(found, path), event)
+        if found["name"] is None:
+            return self.health(found["health"] or "server")
+        model = self.served(found, path)
+        if found["ready"]:
+            return json_response(200, {"name": model.name, "ready": True})
+        return json_response(200, metadata(model))
+
+    def health(self, action: str) -> dict[str, Any]:
+        if action == "server":
+            return json_response(200, SERVER)
+        if action == "live":
+            return json_response(200, {"live": True})
+        if self.model is None:
+            return json_response(503, {"ready": False, "error": model_unavailable(self.load_error).message})
+        return json_response(200, {"ready": True})
+
+    def served(self, found: re.Match[str], path: str) -> Model:
+        """The model, when the name and version (if any) that the route `found` in `path` are the served one's."""
         name, version = found["name"], found["version"]
         if "%" in path:  # a client may percent-encode a name's : or +
             name, version = unquote(name), version and unquote(version)
-        model = self.served(name, version)
-        if action == "/infer":
-            return self.infer(model, event)
-        if action == "/ready":
-            return json_reply(200, {"name": model.name, "ready": True})
-        return json_reply(200, metadata(model))
-
-    def health(self, action: str) -> Reply:
-        if action == "server":
-            return json_reply(200, SERVER)
-        if action == "live":
-            return json_reply(200, {"live": True})
-        if self.model is None:
-            return json_reply(503, {"ready": False, "error": model_unavailable(self.load_error).message})
-        return json_reply(200, {"ready": True})
-
-    def served(self, name: str, version: str | None) -> Model:
-        """The model, when `name` and `version` (if given) are the served one's."""
         if self.model is None:
             raise V2Error(503, model_unavailable(self.load_error).message)
         if name != self.model.name:
@@ -141,41 +141,33 @@ class Server:
                                f"{self.model.version!r}")  # fmt: skip
         return self.model
 
-    def infer(self, model: Model, event: Mapping[str, Any]) -> Reply:
-        request = split_body(read_body(event), (event.get("headers") or {}).get(HEADER_LENGTH))
-        document = request.document
-        if "id" in document and not isinstance(document["id"], str):
-            raise V2Error(400, "id must be a string")
-        names = [tensor.get("name") for tensor in document["inputs"]]
-        if names != self.input_names and sorted(map(str, names)) != sorted(self.input_names):
-            raise V2Error(400, f"send the inputs {', '.join(self.input_names)} once each, "
-                               f"got {', '.join(map(str, names))[:200]}")  # fmt: skip
-        batch = read_input(request, names.index(self.inputs[0].name), self.inputs[0], self.max_batch)
+    def infer(self, model: Model, event: Mapping[str, Any]) -> dict[str, Any]:
+        length_header = (event.get("headers") or {}).get(HEADER_LENGTH)
+        document, inputs, batch = read_request(read_body(event), length_header, self.inputs, self.max_batch)
         if model.schema is None:
             started = time.perf_counter()
             scores = model.predict(batch)
         else:
             from v2_categories import read_categories
 
-            categories = read_categories(request, names, self.inputs[1:], len(batch))
+            categories = read_categories(inputs, self.inputs, len(batch))
             started = time.perf_counter()
             scores = model.predict_categories(batch, categories)
         model_ms = (time.perf_counter() - started) * 1000.0
-        head: dict[str, Any] = {"model_name": model.name, "model_version": model.version}
+        head = {"model_name": model.name, "model_version": model.version}
         if "id" in document:
             head["id"] = document["id"]
-        body, header_length = write_answer(head, chosen_outputs(self.outputs, document, answer(model, scores)))
+        body, header_length = write_answer(head, chosen_outputs(self.outputs, document), answer(model, scores))
         if response_size(body, header_length is None) > LAMBDA_RESPONSE_BYTES:
             raise V2Error(413, f"the answer to {len(batch)} rows would exceed Lambda's {LAMBDA_RESPONSE_BYTES} "
                                f"byte response limit; send fewer rows or ask for binary outputs")  # fmt: skip
         self.record(len(batch), model_ms)
-        headers = {"Content-Type": "application/json"}
-        if header_length is not None:
-            headers = {
-                "Content-Type": "application/octet-stream",
-                "Inference-Header-Content-Length": str(header_length),
-            }
-        return 200, headers, body
+        if header_length is None:
+            return {"statusCode": 200, "headers": {"Content-Type": "application/json"}, "body": body.decode(),
+                    "isBase64Encoded": False}  # fmt: skip
+        headers = {"Content-Type": "application/octet-stream", "Inference-Header-Content-Length": str(header_length)}
+        encoded = binascii.b2a_base64(body, newline=False).decode()  # a binary answer travels base64-encoded
+        return {"statusCode": 200, "headers": headers, "body": encoded, "isBase64Encoded": True}
 
 
 def response_size(body: bytes, is_json: bool) -> int:
@@ -187,10 +179,12 @@ def response_size(body: bytes, is_json: bool) -> int:
     return size + ENVELOPE_BYTES
 
 
-def read_body(event: Mapping[str, Any]) -> bytes:
+def read_body(event: Mapping[str, Any]) -> bytes | str:
+    """The body: bytes when base64-encoded, else the text as it came, which orjson reads and holds_boolean
+    searches without a copy."""
     body: str = event.get("body") or ""
     if not event.get("isBase64Encoded"):
-        return body.encode()
+        return body
     try:
         return binascii.a2b_base64(body, strict_mode=True)
     except (binascii.Error, ValueError) as error:

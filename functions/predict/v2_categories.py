@@ -7,10 +7,11 @@ and the length cap. v2.py loads this module only for a model whose card lists ca
 """
 
 import struct
+from typing import Any
 
 import numpy as np
 from records import MAX_CATEGORY_CHARS, MISSING, Schema
-from v2_tensors import InferRequest, TensorSpec, V2Error
+from v2_tensors import Inputs, TensorSpec, V2Error
 
 ELEMENT = "each BYTES element is a 4-byte little-endian length, then that many bytes of UTF-8"
 
@@ -21,17 +22,20 @@ def category_specs(schema: Schema) -> list[TensorSpec]:
             if kind]  # fmt: skip
 
 
-def read_categories(request: InferRequest, names: list[str], specs: list[TensorSpec], rows: int) -> np.ndarray:
-    """The graph's `categories` input: str (rows, categorical features), from the request's BYTES inputs."""
-    categories = np.empty((rows, len(specs)), dtype=object)
-    for column, spec in enumerate(specs):
-        categories[:, column] = read_texts(request, names.index(spec.name), spec.name, rows)
+def read_categories(inputs: Inputs, specs: list[TensorSpec], rows: int) -> np.ndarray:
+    """The graph's `categories` input: str (rows, categorical features), from the request's BYTES inputs.
+
+    `specs` are the model's inputs (input_specs in v2.py): the numeric features, then one per categorical feature.
+    """
+    categories = np.empty((rows, len(specs) - 1), dtype=object)
+    for column, spec in enumerate(specs[1:]):
+        categories[:, column] = read_texts(inputs[column + 1], spec.name, rows)
     return categories
 
 
-def read_texts(request: InferRequest, index: int, name: str, rows: int) -> list[str]:
-    """Input `index`'s `rows` categories, JSON or binary, each at most MAX_CATEGORY_CHARS characters."""
-    tensor, blob = request.document["inputs"][index], request.blobs.get(index)
+def read_texts(given: tuple[dict[str, Any], memoryview | None], name: str, rows: int) -> list[str]:
+    """An input's `rows` categories, JSON or binary, each at most MAX_CATEGORY_CHARS characters."""
+    tensor, blob = given
     if tensor.get("datatype") != "BYTES":
         raise V2Error(
             400, f"input {name!r} is categorical: its datatype is BYTES, not {str(tensor.get('datatype'))[:20]}"

@@ -15,6 +15,9 @@ import orjson
 from model import Float32Array
 from predict import ApiError, holds_boolean, parse_json
 
+ELEMENT_LENGTH = struct.Struct("<I").pack  # a BYTES element's 4-byte little-endian length
+FLOAT32 = np.dtype("<f4")  # FP32 binary data: little-endian, as Lambda's CPUs (and numpy's float32 there)
+
 
 class V2Error(Exception):
     """A request we refuse: becomes the protocol's `{"error": "..."}` with its HTTP status."""
@@ -35,32 +38,36 @@ class TensorSpec(NamedTuple):
         return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
 
 
-class InferRequest(NamedTuple):
-    document: dict[str, Any]  # the JSON request, checked to be an object with a list of inputs
-    header: bytes  # its text, which holds_boolean searches
-    blobs: dict[int, memoryview]  # input index -> its binary data
+Inputs = list[tuple[dict[str, Any], memoryview | None]]  # in the model's order: each tensor and its binary data
+NO_DATA = memoryview(b"")
 
 
-def split_body(body: bytes, header_length: str | None) -> InferRequest:
-    """The request's JSON and the binary data of its inputs, every size checked against the body."""
-    if header_length is None:
-        header, rest = body, memoryview(b"")
-    else:
-        digits = header_length.strip()
-        if not (digits.isascii() and digits.isdecimal() and len(digits) <= 12 and 0 < int(digits) <= len(body)):
-            raise V2Error(400, f"Inference-Header-Content-Length {header_length[:20]!r} must be between 1 and the "
-                               f"body's {len(body)} bytes")  # fmt: skip
-        length = int(digits)
-        header, rest = body[:length], memoryview(body)[length:]
+def read_request(
+    body: bytes | str, header_length: str | None, specs: list[TensorSpec], max_batch: int
+) -> tuple[dict[str, Any], Inputs, Float32Array]:
+    """The request's JSON (an object with a list of inputs, and a string id if any), its inputs in the order of
+    `specs` (the model's: the numeric features, then any categorical ones) each with its binary data, and the
+    features as float32, 1 to max_batch rows. Every size is checked against the body.
+
+    At batch 1 each step of this path costs a measurable share of the request (benchmarks/warm.py), so it is one
+    pass with plain tuples, and the usual request meets no step it does not need.
+    """
+    header, rest = (body, NO_DATA) if header_length is None else split_header(body, header_length)
     document = parse(header)
-    inputs = document.get("inputs")
-    if not isinstance(inputs, list) or not inputs:
+    tensors = document.get("inputs")
+    if not isinstance(tensors, list) or not tensors:
         raise V2Error(400, 'send {"inputs": [{"name", "shape", "datatype", "data"}]}: a non-empty list of tensors')
-    blobs, offset = {}, 0
-    for index, tensor in enumerate(inputs):
+    if "id" in document and not isinstance(document["id"], str):
+        raise V2Error(400, "id must be a string")
+    inputs: Inputs = []
+    names, offset = [], 0
+    for index, tensor in enumerate(tensors):
         if not isinstance(tensor, dict):
             raise V2Error(400, f"input {index} must be an object: {{name, shape, datatype, data}}")
-        if "parameters" not in tensor or (size := parameters(tensor).get("binary_data_size")) is None:
+        names.append(tensor.get("name"))
+        size = parameters(tensor).get("binary_data_size") if "parameters" in tensor else None
+        if size is None:
+            inputs.append((tensor, None))
             continue
         if header_length is None:
             raise V2Error(400, "binary_data_size needs the Inference-Header-Content-Length header")
@@ -69,13 +76,55 @@ def split_body(body: bytes, header_length: str | None) -> InferRequest:
         if offset + size > len(rest):
             raise V2Error(400, f"input {index}: binary_data_size {size} runs past the body's end "
                                f"({len(rest) - offset} bytes left)")  # fmt: skip
-        blobs[index], offset = rest[offset : offset + size], offset + size
+        inputs.append((tensor, rest[offset : offset + size]))
+        offset += size
     if offset != len(rest):
         raise V2Error(400, f"the body holds {len(rest) - offset} bytes beyond the inputs' binary_data_size")
-    return InferRequest(document, header, blobs)
+    if len(names) != len(specs) or names[0] != specs[0].name or len(specs) > 1:
+        inputs = in_order(inputs, names, [spec.name for spec in specs])
+    tensor, blob = inputs[0]
+    spec, shape = specs[0], tensor.get("shape")
+    if tensor.get("datatype") != "FP32":
+        raise V2Error(400, f"input {spec.name!r} has datatype FP32, not {str(tensor.get('datatype'))[:20]}")
+    # Equal to the spec's sizes past the batch axis, so only the batch size's type is left to check.
+    if not (type(shape) is list and shape[1:] == [*spec.shape[1:]] and type(shape[0]) is int and shape[0] >= 1):
+        raise V2Error(
+            400, f"input {spec.name!r} has shape {list(spec.shape)} with at least 1 row, got {str(shape)[:60]}"
+        )
+    if shape[0] > max_batch:
+        raise V2Error(413, f"at most {max_batch} rows per request, got {shape[0]}")
+    if blob is None:
+        return document, inputs, fp32_from_json(spec.name, tensor.get("data"), shape, header)
+    if len(blob) != 4 * math.prod(shape):
+        raise V2Error(400, f"input {spec.name!r}: binary_data_size {len(blob)} is not {4 * math.prod(shape)}, "
+                           f"4 bytes for each of shape {shape}'s values")  # fmt: skip
+    features = np.ndarray(shape, FLOAT32, blob)  # a view of the body: no copy
+    # x·x is finite unless a value is NaN or infinite or the squares overflow float32 (values beyond ~1e19),
+    # which np.isfinite then settles: one numpy call for a usual request (each costs microseconds).
+    if not (math.isfinite(np.vdot(features, features)) or np.isfinite(features).all()):
+        raise V2Error(400, f"input {spec.name!r} holds a value that is not a finite float32 number")
+    return document, inputs, features
 
 
-def parse(text: bytes) -> dict[str, Any]:
+def split_header(text: bytes | str, header_length: str) -> tuple[bytes, memoryview]:
+    """The JSON header and the binary data after it, for an Inference-Header-Content-Length within the body."""
+    body = text.encode() if isinstance(text, str) else text  # a direct invoke may send the body unencoded
+    digits = header_length.strip()
+    if not (digits.isascii() and digits.isdecimal() and len(digits) <= 12 and 0 < int(digits) <= len(body)):
+        raise V2Error(400, f"Inference-Header-Content-Length {header_length[:20]!r} must be between 1 and the "
+                           f"body's {len(body)} bytes")  # fmt: skip
+    length = int(digits)
+    return body[:length], memoryview(body)[length:]
+
+
+def in_order(inputs: Inputs, found: list[Any], names: list[str]) -> Inputs:
+    """The inputs, named `found`, in the order of `names`, when they are those names once each."""
+    if sorted(map(str, found)) != sorted(names):
+        raise V2Error(400, f"send the inputs {', '.join(names)} once each, got {', '.join(map(str, found))[:200]}")
+    return [inputs[found.index(name)] for name in names]
+
+
+def parse(text: bytes | str) -> dict[str, Any]:
     try:
         document = parse_json(text)
     except ApiError as error:  # not JSON, or NaN / Infinity named as such
@@ -94,34 +143,7 @@ def parameters(item: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
-def read_input(request: InferRequest, index: int, spec: TensorSpec, max_batch: int) -> Float32Array:
-    """The request's input `index` as an array of `spec`'s shape, with a batch of 1 to max_batch rows."""
-    tensor, blob = request.document["inputs"][index], request.blobs.get(index)
-    if tensor.get("datatype") != spec.datatype:
-        raise V2Error(400, f"input {spec.name!r} has datatype {spec.datatype}, not {str(tensor.get('datatype'))[:20]}")
-    shape = tensor.get("shape")
-    # Equal to the spec's sizes past the batch axis, so only the batch size's type is left to check.
-    if not (isinstance(shape, list) and len(shape) == len(spec.shape) and shape[1:] == list(spec.shape[1:])
-            and type(shape[0]) is int and shape[0] >= 1):  # fmt: skip
-        raise V2Error(
-            400, f"input {spec.name!r} has shape {list(spec.shape)} with at least 1 row, got {str(shape)[:60]}"
-        )
-    if shape[0] > max_batch:
-        raise V2Error(413, f"at most {max_batch} rows per request, got {shape[0]}")
-    size = math.prod(shape)
-    if blob is not None:
-        if len(blob) != 4 * size:
-            raise V2Error(400, f"input {spec.name!r}: binary_data_size {len(blob)} is not {4 * size}, "
-                               f"4 bytes for each of shape {shape}'s values")  # fmt: skip
-        batch = np.frombuffer(blob, dtype="<f4").reshape(shape)  # Lambda's CPUs are little-endian: no copy
-        # One reduction: a float64 sum of finite float32 values stays finite; NaN and infinity carry through.
-        if not math.isfinite(batch.sum(dtype=np.float64)):
-            raise V2Error(400, f"input {spec.name!r} holds a value that is not a finite float32 number")
-        return batch
-    return fp32_from_json(spec.name, tensor.get("data"), shape, request.header)
-
-
-def fp32_from_json(name: str, data: Any, shape: list[int], text: bytes) -> Float32Array:
+def fp32_from_json(name: str, data: Any, shape: list[int], text: bytes | str) -> Float32Array:
     """`data`, nested or flat in row-major order, as float32 of `shape`: numbers only, finite in float32."""
     if not isinstance(data, list):
         raise V2Error(400, f"input {name!r} needs data: a list of numbers, or binary_data_size")
@@ -144,56 +166,67 @@ def fp32_from_json(name: str, data: Any, shape: list[int], text: bytes) -> Float
 
 
 class Output(NamedTuple):
-    spec: TensorSpec
-    values: Float32Array | list[str]  # FP32 numbers, or BYTES as text
+    """One output as the answer writes it: a plain record, read in the writer's loop without slicing specs."""
+
+    name: str
+    datatype: str  # FP32 or BYTES
+    width: int | None  # values per row: the second axis of [rows, width], None for [rows]
     binary: bool  # sent after the JSON (binary tensor data extension), else as JSON data
 
 
-def chosen_outputs(specs: dict[str, TensorSpec], document: dict[str, Any], answered: dict[str, Any]) -> list[Output]:
-    """The outputs the request asks for (all when it names none), each with whether it is sent binary."""
-    settings = document.get("parameters") or {}
-    if not isinstance(settings, dict):
+def outputs_of(specs: list[TensorSpec], binary: bool) -> list[Output]:
+    return [Output(spec.name, spec.datatype, spec.shape[1] if len(spec.shape) > 1 else None, binary) for spec in specs]
+
+
+def chosen_outputs(every: dict[bool, list[Output]], document: dict[str, Any]) -> list[Output]:
+    """The outputs the request asks for, each with whether it is sent binary. `every` holds the model's outputs,
+    all as JSON (False) or all binary (True): what a request that names none gets, as most requests."""
+    settings, requested = document.get("parameters"), document.get("outputs")
+    if settings is None and requested is None:
+        return every[False]
+    if settings is not None and not isinstance(settings, dict):
         raise V2Error(400, "parameters must be an object")
-    binary_default = settings.get("binary_data_output", False)
+    binary_default = settings.get("binary_data_output", False) if settings else False
     if not isinstance(binary_default, bool):
         raise V2Error(400, "binary_data_output must be true or false")
-    requested = document.get("outputs")
-    if requested is None:  # the usual request: every output
-        return [Output(spec, answered[name], binary_default) for name, spec in specs.items()]
+    if requested is None:
+        return every[binary_default]
     if not isinstance(requested, list) or not all(isinstance(item, dict) for item in requested):
         raise V2Error(400, 'outputs must be a list of {"name": ...} objects')
+    known = {output.name: output for output in every[False]}
     chosen = []
     for item in requested:
         name = item.get("name")
-        if name not in specs:
-            raise V2Error(400, f"no output {str(name)[:60]!r}: the model's outputs are {', '.join(specs)}")
+        if name not in known:
+            raise V2Error(400, f"no output {str(name)[:60]!r}: the model's outputs are {', '.join(known)}")
         options = item.get("parameters") or {}
         binary = options.get("binary_data", binary_default) if isinstance(options, dict) else None
         if not isinstance(binary, bool):
             raise V2Error(400, f"output {name!r}: binary_data must be true or false")
-        chosen.append(Output(specs[name], answered[name], binary))
+        chosen.append(known[name]._replace(binary=binary))
     return chosen
 
 
-def write_answer(head: dict[str, Any], outputs: list[Output]) -> tuple[bytes, int | None]:
-    """The answer's body, and its JSON header's length when some output is binary (None: all JSON)."""
+def write_answer(head: dict[str, Any], outputs: list[Output], answered: dict[str, Any]) -> tuple[bytes, int | None]:
+    """The answer's body, each output's values taken from `answered` (POST /predict's answer, which names
+    them alike), and its JSON header's length when some output is binary (None: all JSON)."""
     tensors, blobs = [], []
-    for spec, values, binary in outputs:
-        tensor: dict[str, Any] = {"name": spec.name, "datatype": spec.datatype, "shape": [len(values), *spec.shape[1:]]}
+    for name, datatype, width, binary in outputs:
+        values = answered[name]  # FP32 numbers as an array, or BYTES as a list of text
+        shape = [len(values)] if width is None else [len(values), width]
         if binary:
-            blob = to_bytes(values)
-            tensor["parameters"] = {"binary_data_size": len(blob)}
+            blob = values.tobytes() if datatype == "FP32" else elements(values)  # float32 is little-endian here
+            tensors.append({"name": name, "datatype": datatype, "shape": shape,
+                            "parameters": {"binary_data_size": len(blob)}})  # fmt: skip
             blobs.append(blob)
         else:
-            tensor["data"] = values.ravel() if isinstance(values, np.ndarray) else values
-        tensors.append(tensor)
+            data = values.ravel() if datatype == "FP32" else values
+            tensors.append({"name": name, "datatype": datatype, "shape": shape, "data": data})
     head["outputs"] = tensors
     header = orjson.dumps(head, option=orjson.OPT_SERIALIZE_NUMPY)
     return (header + b"".join(blobs), len(header)) if blobs else (header, None)
 
 
-def to_bytes(values: Float32Array | list[str]) -> bytes:
-    if isinstance(values, np.ndarray):
-        return np.asarray(values, dtype="<f4").tobytes()  # no copy: float32 is little-endian here
-    encoded = [text.encode() for text in values]
-    return b"".join(struct.pack("<I", len(item)) + item for item in encoded)
+def elements(texts: list[str]) -> bytes:
+    """BYTES elements: each text's 4-byte little-endian length, then its UTF-8."""
+    return b"".join([ELEMENT_LENGTH(len(item)) + item for item in map(str.encode, texts)])

@@ -192,6 +192,36 @@ def test_binary_infer_equals_predict(app, lambda_context, tiny_bundle):
     assert values["predictions"] == want["predictions"]
 
 
+def test_binary_request_as_text_counts_bytes(app, lambda_context, tiny_bundle):
+    # A direct invoke may send the binary extension unencoded: lengths still count the body's UTF-8 bytes.
+    name = json.loads((tiny_bundle / "model.json").read_text())["name"]
+    rows = [[0.5, 2.0, 8.0, 32.0]] * 3  # float32 bytes 00 00 00 3f..42: ASCII, so the body is valid text
+    want = predict_answer(app, lambda_context, rows)
+    body, length = binary_body(rows)
+
+    status, _, answer = call(app, lambda_context, "POST", f"/v2/models/{name}/infer", body.decode("ascii"),
+                             {"inference-header-content-length": length})  # fmt: skip
+
+    assert status == 200, answer
+    probabilities = json.loads(answer)["outputs"][0]
+    assert probabilities["shape"] == [3, 3]
+    assert probabilities["data"] == [value for row in want["probabilities"] for value in row]
+
+
+def test_binary_float32_extremes_are_scored(app, lambda_context, tiny_bundle):
+    # The finiteness check must pass every finite float32, however large or small, and refuse nothing else.
+    name = json.loads((tiny_bundle / "model.json").read_text())["name"]
+    tiny = float(np.finfo(np.float32).smallest_subnormal)
+    rows = [[float(np.finfo(np.float32).max), -float(np.finfo(np.float32).max), tiny, -0.0]] * 3
+    body, length = binary_body(rows)
+
+    status, _, answer = call(app, lambda_context, "POST", f"/v2/models/{name}/infer", body,
+                             {"inference-header-content-length": length})  # fmt: skip
+
+    assert status == 200, answer
+    assert json.loads(answer)["outputs"][0]["shape"] == [3, 3]
+
+
 def hostile_cases(rows: list[list[float]], max_batch: int) -> dict[str, tuple[bytes | str, dict[str, str], int, str]]:
     """Body, headers, status and a word of the error for each hostile request to a model of rows' width."""
     good, length = binary_body(rows)
@@ -236,6 +266,10 @@ def hostile_cases(rows: list[list[float]], max_batch: int) -> dict[str, tuple[by
             "binary_data_size",
         ),
         "binary NaN": (good[:-4] + struct.pack("<f", float("nan")), header, 400, "finite"),
+        "binary infinity": (good[:-4] + struct.pack("<f", float("inf")), header, 400, "finite"),
+        "binary -infinity first": (good[: int(length)] + struct.pack("<f", -float("inf")) + good[int(length) + 4 :],
+                                   header, 400, "finite"),  # fmt: skip
+        "parameters not an object": (json.dumps({"inputs": [tensor], "parameters": []}), {}, 400, "parameters"),
         "binary size without header": (good[: int(length)], {}, 400, "Inference-Header-Content-Length"),
     }
 
