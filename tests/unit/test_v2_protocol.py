@@ -235,6 +235,7 @@ def hostile_cases(rows: list[list[float]], max_batch: int) -> dict[str, tuple[by
     def with_value(value: Any) -> str:
         return json.dumps({"inputs": [tensor | {"data": [[*row[:-1], value] for row in rows]}]})
 
+    minus_infinity_first = good[: int(length)] + struct.pack("<f", -float("inf")) + good[int(length) + 4 :]
     return {
         "not json": ("{", {}, 400, "JSON"),
         "no inputs": ("{}", {}, 400, "inputs"),
@@ -257,6 +258,9 @@ def hostile_cases(rows: list[list[float]], max_batch: int) -> dict[str, tuple[by
         "id not a string": (json.dumps({"inputs": [tensor], "id": 7}), {}, 400, "id"),
         "header beyond body": (good, {"inference-header-content-length": str(len(good) + 1)}, 400, "Inference"),
         "header not a number": (good, {"inference-header-content-length": "ten"}, 400, "Inference"),
+        "header negative": (good, {"inference-header-content-length": "-5"}, 400, "Inference"),
+        "header zero": (good, {"inference-header-content-length": "0"}, 400, "Inference"),
+        "header of 5000 digits": (good, {"inference-header-content-length": "9" * 5000}, 400, "Inference"),
         "binary size overruns body": (good[:-4], header, 400, "past"),
         "bytes after binary data": (good + b"\0", header, 400, "beyond"),
         "binary size not the shape's": (
@@ -267,8 +271,7 @@ def hostile_cases(rows: list[list[float]], max_batch: int) -> dict[str, tuple[by
         ),
         "binary NaN": (good[:-4] + struct.pack("<f", float("nan")), header, 400, "finite"),
         "binary infinity": (good[:-4] + struct.pack("<f", float("inf")), header, 400, "finite"),
-        "binary -infinity first": (good[: int(length)] + struct.pack("<f", -float("inf")) + good[int(length) + 4 :],
-                                   header, 400, "finite"),  # fmt: skip
+        "binary -infinity first": (minus_infinity_first, header, 400, "finite"),
         "parameters not an object": (json.dumps({"inputs": [tensor], "parameters": []}), {}, 400, "parameters"),
         "binary size without header": (good[: int(length)], {}, 400, "Inference-Header-Content-Length"),
     }
