@@ -157,6 +157,24 @@ def holds_boolean(body: bytes | str, instances: list[Any]) -> bool:
     return any(type(value) is bool for value in np.array(instances, dtype=object).flat)
 
 
+def only_numbers(body: bytes | str) -> bool:
+    """Whether the JSON `body` holds only numbers and arrays from its first [ on, as {"instances": [[...]]} does:
+    no string or key ("), object ({), true or null (u) or false (a).
+
+    Then numpy reads the rows straight into float32, without telling numbers from text, true or null value by
+    value: a third less time at 64 rows of 64. Each search for one character takes a microsecond or two.
+    """
+    text = body if isinstance(body, str) else body.decode("latin-1")  # a base64 body: each byte one character
+    start = text.find("[")
+    return (
+        start >= 0
+        and text.find('"', start) < 0
+        and text.find("{", start) < 0
+        and text.find("u", start) < 0
+        and text.find("a", start) < 0
+    )
+
+
 def read_instances(document: Any) -> list[Any]:
     instances = document.get("instances") if isinstance(document, dict) else None
     if not isinstance(instances, list) or not instances:
@@ -181,6 +199,14 @@ def parse_instances(
         raise ApiError(422, "invalid_instances", f"each instance must be a list of shape {list(row_shape)}")
     if len(instances) > max_batch:
         raise ApiError(413, "batch_too_large", f"at most {max_batch} instances per request, got {len(instances)}")
+    if only_numbers(body):
+        try:
+            with np.errstate(over="raise"):
+                batch = np.array(instances, dtype=np.float32)
+            if batch.shape[1:] == row_shape:
+                return batch
+        except (ValueError, FloatingPointError):  # ragged rows, or a value beyond float32: named below
+            pass
     try:
         batch = np.array(instances)
     except ValueError as error:  # ragged rows

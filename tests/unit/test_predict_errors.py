@@ -4,7 +4,7 @@ import base64
 import json
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import drop_predict_modules, import_predict_app, read_event
@@ -183,3 +183,48 @@ def test_predict_random_input_never_500(app, lambda_context, body, content_type)
         assert len(got["predictions"]) == len(got["probabilities"])
     else:
         assert set(got) == {"error"} and set(got["error"]) == {"code", "message"}
+
+
+def parsed(app, body):
+    """parse_instances' array, or the refusal it raises as (status, code, message)."""
+    try:
+        return app.predict.parse_instances(body, (64,), 8)
+    except app.predict.ApiError as error:
+        return (error.status, error.code, error.message)
+
+
+# Numbers float32 holds, from subnormals to its largest and 64-bit integers (orjson's range).
+finite = st.floats(-3.4e38, 3.4e38) | st.integers(-(2**63), 2**63 - 1)
+# Now and then one cell of the batch spoiled: replaced by what is not a number, or by a number beyond float32,
+# or dropped (a short row).
+DROP = object()
+spoilers = st.none() | st.tuples(st.integers(0, 2), st.integers(0, 63),
+                                 st.sampled_from([True, False, None, "1.5", [1.0], 1e39, -1e39, DROP]))  # fmt: skip
+
+
+def only_numbers(value):
+    return all(map(only_numbers, value)) if type(value) is list else type(value) in (int, float)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batch=st.lists(st.lists(finite, min_size=64, max_size=64), min_size=1, max_size=3), spoil=spoilers,
+       as_bytes=st.booleans())  # fmt: skip
+def test_rows_of_numbers_read_straight_as_float32_equal_the_checked_reading(app, batch, spoil, as_bytes):
+    # A body of numbers only is read straight into float32 (predict.only_numbers); a key after the rows sends the
+    # same rows through the reading that checks each value. Both give the same array, or the same refusal.
+    if spoil is not None and spoil[0] < len(batch):
+        row, at, value = spoil
+        batch[row][at : at + 1] = [] if value is DROP else [value]
+    straight, checked = json.dumps({"instances": batch}), json.dumps({"instances": batch, "note": "checked"})
+    if as_bytes:
+        straight, checked = straight.encode(), checked.encode()
+
+    got, want = parsed(app, straight), parsed(app, checked)
+
+    assert app.predict.only_numbers(straight) == only_numbers(batch)
+    assert not app.predict.only_numbers(checked)
+    event("refused" if isinstance(want, tuple) else "scored")
+    if isinstance(want, tuple):
+        assert got == want
+    else:
+        assert got.dtype == want.dtype == "float32" and got.tobytes() == want.tobytes()
