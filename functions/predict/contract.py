@@ -16,7 +16,7 @@ import orjson
 BUNDLE_FORMAT = "serverless-ml.bundle/1"
 CARD_FILE, MODEL_FILE, INT8_FILE = "model.json", "model.onnx", "model.int8.onnx"
 ENCRYPTED_FILE, KEY_FILE = "model.onnx.enc", "model.key.json"  # `sml promote --kms-key` (envelope.py)
-# The graph's string input of a model with categorical features. Twin: training/export/encoding.py CATEGORIES.
+# The graph's string input of a model with categorical features. Twin: training/data/categories.py CATEGORIES.
 CATEGORIES_INPUT = "categories"
 OUTPUT_BY_TASK = {"classification": "probabilities", "regression": "predictions"}
 CARD_KEYS: dict[str, type] = {"format": str, "name": str, "version": str, "task": str, "input": dict,

@@ -101,8 +101,9 @@ def test_numeric_only_data_has_no_categories() -> None:
         ({"size2": ["1.5", "2.5", "heavy"] * 40}, {}, r"'size2' is not numeric \(e\.g\. 'heavy'\); .* --categorical"),
         ({"city": ["Lyon"] * 120}, {"categorical": ("town",)}, r"--categorical: 'town' is not a feature column"),
         ({"city": [None] * 120}, {"categorical": ("city",)}, r"'city' has no values in the training rows"),
+        ({"features": ["a", "b", "c"] * 40}, {}, r"categorical column 'features' has the name of the model's numeric"),
     ],
-    ids=["identifier", "long-text", "numbers-with-a-typo", "unknown-column", "empty-in-training"],
+    ids=["identifier", "long-text", "numbers-with-a-typo", "unknown-column", "empty-in-training", "named-features"],
 )
 def test_unusable_categorical_column_is_one_readable_line(
     tmp_path: Path, extra: dict[str, Sequence[object]], settings: dict[str, object], expected: str

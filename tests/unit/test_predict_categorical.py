@@ -196,12 +196,11 @@ def test_openapi_describes_both_row_forms_with_names_and_known_values(app: Any, 
 
 def test_twins_of_the_categorical_encoding_are_equal(app: Any) -> None:
     from training.data import categories
-    from training.export import encoding
 
     records, contract = sys.modules["records"], sys.modules["contract"]  # the function's, as app loaded them
 
     assert (records.MISSING, records.MAX_CATEGORY_CHARS) == (categories.MISSING, categories.MAX_CATEGORY_CHARS)
-    assert (contract.CATEGORIES_INPUT, app.MODEL.input_name) == (encoding.CATEGORIES, encoding.FEATURES)
+    assert (contract.CATEGORIES_INPUT, app.MODEL.input_name) == (categories.CATEGORIES, categories.FEATURES)
 
 
 BROKEN_CARDS = {

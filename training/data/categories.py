@@ -15,6 +15,9 @@ from training.data.tables import DataError
 
 # A missing value's text, in training and serving: a table's NaN and the API's null become it.
 MISSING = ""
+# The exported graph's inputs: the numeric features and the categorical ones' text (training/export/encoding.py).
+# Twins of functions/predict/contract.py's input names (tests/unit/test_predict_categorical.py holds them equal).
+FEATURES, CATEGORIES = "features", "categories"
 # Twin of functions/predict/records.py MAX_CATEGORY_CHARS (tests/unit/test_categories.py holds them equal).
 MAX_CATEGORY_CHARS = 256
 MOSTLY_UNIQUE = 0.5  # a column with more distinct values than this share of its rows is an id or free text
@@ -25,8 +28,8 @@ def categorical_columns(table: pd.DataFrame, features: list[str], config: TrainC
     """The features that are categories, in table order: text columns and those --categorical names.
 
     Raises:
-        DataError: --categorical names a column that is not a feature, or a text column is mostly numbers
-            (a typo in a numeric column, not a category).
+        DataError: --categorical names a column that is not a feature, a text column is mostly numbers (a typo
+            in a numeric column, not a category), or a categorical column is named like the numeric input.
     """
     for name in config.categorical:
         if name not in features:
@@ -42,6 +45,9 @@ def categorical_columns(table: pd.DataFrame, features: list[str], config: TrainC
             if isinstance(first_non_number(column), int) or numbers > MOSTLY_NUMBERS * len(values):
                 raise feature_not_numbers(name, column)
             chosen.append(name)
+    if FEATURES in chosen:  # the Open Inference Protocol lists each categorical feature beside the numeric input
+        raise DataError(f"categorical column {FEATURES!r} has the name of the model's numeric input, which v2 "
+                        f"clients send beside it: rename the column")  # fmt: skip
     return chosen
 
 

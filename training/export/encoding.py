@@ -13,10 +13,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from training.data.categories import MISSING, bucket_count, one_hot
+from training.data.categories import CATEGORIES, FEATURES, MISSING, bucket_count, one_hot
 from training.data.splits import Split, Splits
 
-FEATURES, CATEGORIES = "features", "categories"  # twins of functions/predict/contract.py's input names
 ML_DOMAIN, ML_OPSET = "ai.onnx.ml", 2  # LabelEncoder-2: string keys to int64 values, with a default
 ENCODED = "categorical/encoded"  # the network's input once the categories are encoded
 PROBE_ROWS = 8  # test rows repeated with each categorical column made unseen, then missing

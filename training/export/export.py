@@ -16,6 +16,7 @@ from onnx.external_data_helper import _get_all_tensors, uses_external_data
 from torch import nn
 
 from training.config import TrainConfig
+from training.data.categories import FEATURES
 from training.data.splits import Splits
 from training.export.card import OUTPUT_BY_TASK, SAMPLE_ROWS, CardTooLarge, build_card, write_card
 from training.export.encoding import add_categorical_inputs, graph_inputs, probe_rows
@@ -131,7 +132,7 @@ def export_onnx(serving: nn.Module, n_features: int, output_name: str, opset: in
             (example,),
             dynamo=True,
             opset_version=opset,
-            input_names=["features"],
+            input_names=[FEATURES],
             output_names=[output_name],
             dynamic_shapes=({0: "batch"},),
             external_data=False,

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from training.data.categories import CATEGORIES, FEATURES
 from training.data.splits import Split, Splits
-from training.export.encoding import CATEGORIES, FEATURES
 from training.export.sample import CANDIDATES, DRAWS, Categorical, Feature, Numeric, numeric_features, spread, unseen
 
 
