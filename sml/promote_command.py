@@ -3,7 +3,10 @@
 import argparse
 from pathlib import Path
 
-from sml.aws import add_aws_arguments, aws_errors, aws_session
+from sml.aws import add_aws_arguments, aws_errors, aws_session, stack_for
+
+STACK_KEY = "stack"  # --kms-key stack: the key the stack made or was given (template.yaml's ModelKeyArn)
+STACK_KEY_HINT = "deployed without CreateKmsKey=true or KmsKeyArn"
 
 
 def configure_promote(parser: argparse.ArgumentParser) -> None:
@@ -20,9 +23,10 @@ def configure_promote(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--kms-key",
         metavar="KEY",
-        help="seal model.onnx with this KMS key (id, ARN or alias/NAME): the function decrypts it at init",
+        help="seal model.onnx with this KMS key (id, ARN or alias/NAME; `stack`: the deployed stack's own key, "
+        "its ModelKeyArn output): the function decrypts it at init",
     )
-    add_aws_arguments(parser, stack=False)
+    add_aws_arguments(parser)
 
 
 def run_promote(args: argparse.Namespace) -> int:
@@ -32,5 +36,8 @@ def run_promote(args: argparse.Namespace) -> int:
     with aws_errors():
         uses_aws = args.source.startswith("s3://") or args.kms_key is not None
         session = aws_session(args, region_required=args.kms_key is not None) if uses_aws else None
-        print(describe(promote(args.source, args.function_dir, session, args.kms_key, force=args.force)))
+        key = args.kms_key
+        if key == STACK_KEY and session is not None:  # KMS key ids, ARNs and aliases never read `stack`
+            key = stack_for(args, session).output("ModelKeyArn", "--kms-key KEY", STACK_KEY_HINT)
+        print(describe(promote(args.source, args.function_dir, session, key, force=args.force)))
     return 0

@@ -13,7 +13,9 @@ import onnxruntime as ort
 import pytest
 
 from tests.aws.stack import (
+    STACK_NAME,
     FakeStack,
+    create_output_stack,
     fixture_aws_stack,  # noqa: F401  (a fixture)
 )
 from tests.projects import serving
@@ -145,6 +147,29 @@ def test_promote_refuses_a_key_kms_does_not_know(aws_stack: FakeStack, digits_bu
         "sml: error: --kms-key alias/no-such-key: KMS refused a data key (NotFoundException"
     )
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert aws_stack.model_files() == aws_stack.initial_model
+
+
+def test_promote_seals_with_the_stacks_own_key(aws_stack: FakeStack, digits_bundle: Path) -> None:
+    # A stack deployed with CreateKmsKey=true names its key in the ModelKeyArn output; `--kms-key stack` reads it.
+    key = boto3.client("kms").create_key(Description="the stack's key")["KeyMetadata"]["Arn"]
+    create_output_stack(aws_stack.account, "with-a-key", {"ModelKeyArn": key})
+
+    result = aws_stack.sml("promote", str(digits_bundle), "--kms-key", "stack", "--stack-name", "with-a-key")
+
+    assert result.returncode == 0, result.stderr
+    assert f"  sealed: model.onnx.enc with KMS key {key}; no plaintext model ships\n" in result.stdout
+    assert json.loads(aws_stack.model_files()["model.key.json"])["key_id"] == key
+
+
+def test_promote_with_the_stacks_key_needs_a_stack_that_has_one(aws_stack: FakeStack, digits_bundle: Path) -> None:
+    result = aws_stack.sml("promote", str(digits_bundle), "--kms-key", "stack")
+
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"sml: error: stack {STACK_NAME!r} has no output ModelKeyArn (deployed without CreateKmsKey=true or "
+        "KmsKeyArn); pass --kms-key KEY\n"
+    )
     assert aws_stack.model_files() == aws_stack.initial_model
 
 
