@@ -93,5 +93,12 @@ class Stack:
             raise UserError(f"stack {self.name!r} has no output {key}{reason}; pass {flag}")
         return value
 
+    def optional_output(self, key: str) -> str | None:
+        """The output `key` where the stack has it (a condition may leave it out); None too when sml knows no
+        stack, as when flags gave every other value."""
+        if not self._name:
+            return None
+        return self._description["outputs"].get(key) or None
+
     def parameter(self, key: str) -> str | None:
         return self._description["parameters"].get(key)

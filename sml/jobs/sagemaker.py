@@ -27,6 +27,7 @@ class Resources:
     volume_gb: int
     spot: bool
     max_wait_s: int | None  # Spot only: how long to wait for capacity plus train; None: twice the runtime
+    kms_key: str | None = None  # encrypts the training volume and model.tar.gz (the stack's ModelKeyArn)
 
 
 @dataclass(frozen=True)
@@ -81,11 +82,12 @@ def submit(
         ],
         # SageMaker tars /opt/ml/model to S3OutputPath/JOB/output/model.tar.gz (model_artifact); a job that is not
         # isolated also uploads the bundle itself to `out`.
-        OutputDataConfig={"S3OutputPath": f"s3://{job.bucket}/{MODELS_PREFIX}"},
+        OutputDataConfig={"S3OutputPath": f"s3://{job.bucket}/{MODELS_PREFIX}", **encrypted("KmsKeyId", resources)},
         ResourceConfig={
             "InstanceType": resources.instance_type,
             "InstanceCount": resources.instance_count,
             "VolumeSizeInGB": resources.volume_gb,
+            **encrypted("VolumeKmsKeyId", resources),
         },
         StoppingCondition=stopping,
         EnableManagedSpotTraining=resources.spot,
@@ -95,6 +97,11 @@ def submit(
         **network.request(resources.instance_count),
     )
     return job.name
+
+
+def encrypted(field: str, resources: Resources) -> dict[str, str]:
+    """`field` naming the key, where there is one: else SageMaker uses AWS-managed keys."""
+    return {field: resources.kms_key} if resources.kms_key else {}
 
 
 def bundle_location(job: TrainingJob, isolated: bool) -> str:

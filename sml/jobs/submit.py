@@ -188,6 +188,7 @@ def submit_job(
         volume_gb=args.volume_size or 50,
         spot=args.spot is not False,
         max_wait_s=args.max_wait,
+        kms_key=stack.optional_output("ModelKeyArn"),  # a stack deployed with CreateKmsKey=true or KmsKeyArn
     )
     return sagemaker.submit(session, job, image, role_arn, resources, network)
 

@@ -4,6 +4,7 @@ refused (503 model_unavailable, with the reason) when the key, the card or the f
 
 import json
 import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -153,9 +154,10 @@ def test_promote_refuses_a_key_kms_does_not_know(aws_stack: FakeStack, digits_bu
 def test_promote_seals_with_the_stacks_own_key(aws_stack: FakeStack, digits_bundle: Path) -> None:
     # A stack deployed with CreateKmsKey=true names its key in the ModelKeyArn output; `--kms-key stack` reads it.
     key = boto3.client("kms").create_key(Description="the stack's key")["KeyMetadata"]["Arn"]
-    create_output_stack(aws_stack.account, "with-a-key", {"ModelKeyArn": key})
+    stack_name = f"promote-with-a-key-{uuid.uuid4().hex[:8]}"  # moto's account outlives the test
+    create_output_stack(aws_stack.account, stack_name, {"ModelKeyArn": key})
 
-    result = aws_stack.sml("promote", str(digits_bundle), "--kms-key", "stack", "--stack-name", "with-a-key")
+    result = aws_stack.sml("promote", str(digits_bundle), "--kms-key", "stack", "--stack-name", stack_name)
 
     assert result.returncode == 0, result.stderr
     assert f"  sealed: model.onnx.enc with KMS key {key}; no plaintext model ships\n" in result.stdout

@@ -2,6 +2,7 @@
 
 import json
 import re
+import uuid
 
 import boto3
 import pytest
@@ -10,6 +11,7 @@ from tests.aws.stack import (
     BUCKET,
     IMAGE_TAG,
     FakeStack,
+    create_output_stack,
     fixture_aws_stack,  # noqa: F401  (a fixture)
 )
 
@@ -97,6 +99,7 @@ def test_submit_sagemaker_waits_for_a_spot_training_job_with_checkpoints(aws_sta
     }
     (request,) = aws_stack.account.requests("SageMaker.CreateTrainingJob")  # moto replaces MetricDefinitions
     assert "EnableInterContainerTrafficEncryption" not in request and "VpcConfig" not in request  # one instance
+    assert "VolumeKmsKeyId" not in request["ResourceConfig"] and "KmsKeyId" not in request["OutputDataConfig"]
     metrics = {item["Name"]: item["Regex"] for item in request["AlgorithmSpecification"]["MetricDefinitions"]}
     assert metrics["val_accuracy"] == '"val_accuracy": ([-+0-9.eE]+)' and metrics["epoch"] == '"epoch": ([0-9]+)'
     captured = re.search(metrics["val_loss"], '{"epoch": 3, "val_loss": 0.2345}')
@@ -128,6 +131,22 @@ def test_submit_sagemaker_without_isolation_has_the_job_upload_its_bundle(aws_st
     (request,) = aws_stack.account.requests("SageMaker.CreateTrainingJob")
     assert request["EnableNetworkIsolation"] is False
     assert request["HyperParameters"]["out"] == f"s3://{BUCKET}/bundles/{name}/"
+
+
+def test_submit_sagemaker_encrypts_volume_and_output_with_the_stacks_key(aws_stack: FakeStack) -> None:
+    # A stack deployed with CreateKmsKey=true (or KmsKeyArn) names its key; the job's disk and model.tar.gz use it.
+    key = boto3.client("kms").create_key(Description="the stack's key")["KeyMetadata"]["Arn"]
+    stack_name = f"submit-with-a-key-{uuid.uuid4().hex[:8]}"  # moto's account outlives the test
+    create_output_stack(aws_stack.account, stack_name, {**aws_stack.outputs, "ModelKeyArn": key})
+
+    result = aws_stack.sml(
+        "submit", "--backend", "sagemaker", "--data", DATA, "--target", "label", "--stack-name", stack_name,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    (request,) = aws_stack.account.requests("SageMaker.CreateTrainingJob")
+    assert request["ResourceConfig"]["VolumeKmsKeyId"] == key
+    assert request["OutputDataConfig"] == {"S3OutputPath": f"s3://{BUCKET}/models/", "KmsKeyId": key}
 
 
 def test_submit_sagemaker_refuses_subnets_without_security_groups(aws_stack: FakeStack) -> None:
