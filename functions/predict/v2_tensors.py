@@ -13,9 +13,10 @@ from typing import Any, NamedTuple
 import numpy as np
 import orjson
 from model import Float32Array
-from predict import ApiError, holds_boolean, parse_json
+from predict import ApiError, holds_boolean, only_numbers, parse_json
 
 ELEMENT_LENGTH = struct.Struct("<I").pack  # a BYTES element's 4-byte little-endian length
+DATA_KEY = '"data"'  # a JSON tensor's values (only_numbers looks after it)
 FLOAT32 = np.dtype("<f4")  # FP32 binary data: little-endian, as Lambda's CPUs (and numpy's float32 there)
 
 
@@ -149,6 +150,14 @@ def fp32_from_json(name: str, data: Any, shape: list[int], text: bytes | str) ->
     """`data`, nested or flat in row-major order, as float32 of `shape`: numbers only, finite in float32."""
     if not isinstance(data, list):
         raise V2Error(400, f"input {name!r} needs data: a list of numbers, or binary_data_size")
+    if only_numbers(text, DATA_KEY):  # the request's one data, and last: read straight into float32
+        try:
+            with np.errstate(over="raise"):
+                values = np.array(data, dtype=np.float32)
+            if values.size == math.prod(shape):
+                return values.reshape(shape)
+        except (ValueError, FloatingPointError):  # ragged, or beyond float32: the reading below names which
+            pass
     try:
         values = np.array(data)
     except (ValueError, TypeError, RecursionError):

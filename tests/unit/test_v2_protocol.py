@@ -335,6 +335,36 @@ def test_no_body_gets_a_5xx(app, lambda_context, tiny_bundle, document, header, 
     assert status == 200 or (400 <= status < 500 and isinstance(json.loads(answer)["error"], str))
 
 
+# Numbers float32 holds and 64-bit integers; now and then one cell replaced by what is not a number, or beyond float32.
+FINITE = st.floats(-3.4e38, 3.4e38) | st.integers(-(2**63), 2**63 - 1)
+SPOILERS = st.none() | st.tuples(
+    st.integers(0, 2), st.integers(0, 3), st.sampled_from([True, None, "1.5", 1e39, [1.0]])
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.lists(FINITE, min_size=4, max_size=4), min_size=1, max_size=3), spoil=SPOILERS,
+       flat=st.booleans())  # fmt: skip
+def test_json_data_read_straight_equals_the_checked_reading(app, lambda_context, tiny_bundle, rows, spoil, flat):
+    # Data that is the request's last key and holds only numbers is read straight into float32
+    # (predict.only_numbers); a key after it sends the same data through the reading that checks each value.
+    if spoil is not None and spoil[0] < len(rows):
+        rows[spoil[0]][spoil[1]] = spoil[2]
+    name = json.loads((tiny_bundle / "model.json").read_text())["name"]
+    tensor = {"name": "features", "datatype": "FP32", "shape": [len(rows), 4],
+              "data": [value for row in rows for value in row] if flat else rows}  # fmt: skip
+    straight, checked = json.dumps({"inputs": [tensor]}), json.dumps({"inputs": [tensor], "id": "checked"})
+
+    got = call(app, lambda_context, "POST", f"/v2/models/{name}/infer", straight)
+    want = call(app, lambda_context, "POST", f"/v2/models/{name}/infer", checked)
+
+    assert got[0] == want[0]
+    if want[0] == 200:
+        assert json.loads(got[2])["outputs"] == json.loads(want[2])["outputs"]
+    else:
+        assert got[2] == want[2]
+
+
 def test_infer_records_the_same_metrics_as_predict(app, lambda_context, tiny_bundle, capsys):
     name = json.loads((tiny_bundle / "model.json").read_text())["name"]
     capsys.readouterr()
