@@ -5,7 +5,7 @@ import logging
 import sys
 
 from sml.aws import aws_errors, aws_session
-from sml.jobs import follow
+from sml.jobs import follow, report
 from sml.jobs.status import EXIT_JOB_FAILED, add_job_arguments
 
 logger = logging.getLogger("sml")
@@ -23,6 +23,6 @@ def run_logs(args: argparse.Namespace) -> int:
     if not (view.logs.streams or view.logs.prefix) and not args.follow:
         logger.info("no logs yet: the job is %s", view.state)
     if args.follow and view.outcome == "failed":
-        print(f"sml: job {view.name} failed: {follow.failure_reason(view, progress)}", file=sys.stderr)
+        print(f"sml: job {view.name} failed: {report.failure_reason(view, progress)}", file=sys.stderr)
         return EXIT_JOB_FAILED
     return 0

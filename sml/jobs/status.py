@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 
 from sml.aws import add_aws_arguments, aws_errors, aws_session
-from sml.jobs import follow
+from sml.jobs import follow, report
 from sml.jobs.job import BACKENDS, JobView
 
 EXIT_JOB_FAILED = 1
@@ -33,7 +33,7 @@ def wait_for(session: boto3.Session, job_id: str, backend: str | None, interval_
     view, progress = follow.wait(session, job_id, backend, interval_s, sys.stderr)
     print_status(view, progress, output)
     if view.outcome == "failed":
-        print(f"sml: job {view.name} failed: {follow.failure_reason(view, progress)}", file=sys.stderr)
+        print(f"sml: job {view.name} failed: {report.failure_reason(view, progress)}", file=sys.stderr)
         return EXIT_JOB_FAILED
     if view.bundle and output == "table":
         print(f"next: sml promote {view.bundle}")
@@ -44,7 +44,7 @@ def print_status(view: JobView, progress: follow.Progress, output: str) -> None:
     if output == "json":
         print(json.dumps(status_document(view, progress), indent=2))
     else:
-        print(follow.render(view, progress))
+        print(report.render(view, progress))
 
 
 def status_document(view: JobView, progress: follow.Progress) -> dict[str, Any]:
