@@ -215,9 +215,8 @@ def test_rows_of_numbers_read_straight_as_float32_equal_the_checked_reading(app,
     if spoil is not None and spoil[0] < len(batch):
         row, at, value = spoil
         batch[row][at : at + 1] = [] if value is DROP else [value]
-    straight, checked = json.dumps({"instances": batch}), json.dumps({"instances": batch, "note": "checked"})
-    if as_bytes:
-        straight, checked = straight.encode(), checked.encode()
+    texts = json.dumps({"instances": batch}), json.dumps({"instances": batch, "note": "checked"})
+    straight, checked = (text.encode() for text in texts) if as_bytes else texts
 
     got, want = parsed(app, straight), parsed(app, checked)
 
