@@ -15,8 +15,8 @@ from pathlib import Path
 import boto3
 
 from benchmarks.serving_report import median_ms, paired_ratio, row
+from scripts.moto_server import FAKE_CREDENTIALS, moto_server
 from sml.seal import seal
-from tests.aws.moto_server import FAKE_CREDENTIALS, moto_server
 
 CONTENDER = "ours sealed (KMS: moto on 127.0.0.1)"
 

@@ -1,4 +1,5 @@
-"""moto's server on 127.0.0.1: a real AWS API surface (S3, Batch, SageMaker, CloudFormation, Logs) for tests.
+"""moto's server on 127.0.0.1: a real AWS API surface (S3, Batch, SageMaker, CloudFormation, Logs, KMS) for the
+tests and the sealed-model benchmark (benchmarks/serving_sealed.py).
 
 Tests get it through the `aws_endpoint` fixture in tests/aws/conftest.py; boto3 in the test process and
 in every subprocess it starts (the `sml` command, `python -m training`) reaches it through

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.aws.moto_server import FAKE_CREDENTIALS, moto_server, reset
+from scripts.moto_server import FAKE_CREDENTIALS, moto_server, reset
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """A deployed serverless-ml stack in moto, for running `sml` against it as a user would.
 
-The servers here are moto's (tests/aws/moto_server.py) with settings the shared `aws_endpoint` one lacks:
+The servers here are moto's (scripts/moto_server.py) with settings the shared `aws_endpoint` one lacks:
 moto's request recorder on, so a test reads the exact submit_job / create_training_job bodies (moto itself
 drops retryStrategy and replaces MetricDefinitions), and Batch jobs simulated without Docker, succeeding at
 once or, on the `failing_account` server, failing at once (MOTO_SIMPLE_BATCH_FAIL_AFTER=0).
@@ -28,7 +28,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.aws.moto_server import FAKE_CREDENTIALS, moto_server
+from scripts.moto_server import FAKE_CREDENTIALS, moto_server
 from tests.projects import run_sml
 
 ROOT = Path(__file__).resolve().parents[2]

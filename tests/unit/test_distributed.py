@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.aws.moto_server import free_port
+from scripts.moto_server import free_port
 from tests.unit.test_loop import small_config, toy_splits
 from training.fit.checkpoint import LocalStore
 from training.fit.distributed import Rendezvous, exit_code, worker_environment

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.aws.moto_server import free_port
+from scripts.moto_server import free_port
 from tests.unit.test_loop import small_config, toy_splits
 from training.__main__ import main
 from training.data.feed import Rows, keep_on_device
