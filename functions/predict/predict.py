@@ -178,6 +178,16 @@ def only_numbers(body: bytes | str, key: str = "") -> bool:
     )
 
 
+def straight_float32(data: list[Any]) -> Float32Array | None:
+    """`data`, which only_numbers found to hold numbers and arrays only, read straight into float32; None when
+    its rows are ragged or a value is beyond float32, which the reading that checks each value then names."""
+    try:
+        with np.errstate(over="raise"):
+            return np.array(data, dtype=np.float32)
+    except (ValueError, FloatingPointError):
+        return None
+
+
 def read_instances(document: Any) -> list[Any]:
     instances = document.get("instances") if isinstance(document, dict) else None
     if not isinstance(instances, list) or not instances:
@@ -202,14 +212,8 @@ def parse_instances(
         raise ApiError(422, "invalid_instances", f"each instance must be a list of shape {list(row_shape)}")
     if len(instances) > max_batch:
         raise ApiError(413, "batch_too_large", f"at most {max_batch} instances per request, got {len(instances)}")
-    if only_numbers(body):
-        try:
-            with np.errstate(over="raise"):
-                batch = np.array(instances, dtype=np.float32)
-            if batch.shape[1:] == row_shape:
-                return batch
-        except (ValueError, FloatingPointError):  # ragged rows, or a value beyond float32: named below
-            pass
+    if only_numbers(body) and (batch := straight_float32(instances)) is not None and batch.shape[1:] == row_shape:
+        return batch
     try:
         batch = np.array(instances)
     except ValueError as error:  # ragged rows

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import orjson
 from model import Float32Array
-from predict import ApiError, holds_boolean, only_numbers, parse_json
+from predict import ApiError, holds_boolean, only_numbers, parse_json, straight_float32
 
 ELEMENT_LENGTH = struct.Struct("<I").pack  # a BYTES element's 4-byte little-endian length
 DATA_KEY = '"data"'  # a JSON tensor's values (only_numbers looks after it)
@@ -150,14 +150,10 @@ def fp32_from_json(name: str, data: Any, shape: list[int], text: bytes | str) ->
     """`data`, nested or flat in row-major order, as float32 of `shape`: numbers only, finite in float32."""
     if not isinstance(data, list):
         raise V2Error(400, f"input {name!r} needs data: a list of numbers, or binary_data_size")
-    if only_numbers(text, DATA_KEY):  # the request's one data, and last: read straight into float32
-        try:
-            with np.errstate(over="raise"):
-                values = np.array(data, dtype=np.float32)
-            if values.size == math.prod(shape):
-                return values.reshape(shape)
-        except (ValueError, FloatingPointError):  # ragged, or beyond float32: the reading below names which
-            pass
+    # The request's one data key, and last, holding numbers only: read straight into float32.
+    straight = straight_float32(data) if only_numbers(text, DATA_KEY) else None
+    if straight is not None and straight.size == math.prod(shape):
+        return straight.reshape(shape)
     try:
         values = np.array(data)
     except (ValueError, TypeError, RecursionError):
